@@ -1,0 +1,550 @@
+//! A shard: the agents that hash to it, their classes' baselines, and the per-event pipeline
+//! `(state, event) -> (state', score, alert)`.
+//!
+//! A shard is self-contained and deterministic: it never looks at a clock, a random generator or any
+//! other shard, so shards can be processed on any number of threads with identical output. Agents and
+//! classes live in slabs with least-recently-active lists; beyond their caps the least recently active
+//! is evicted and its slot reused, so memory is flat under a flood of new identities.
+
+use crate::alert::{alert_id, Action, Alert, Position, Severity};
+use crate::config::EngineConfig;
+use crate::event::{Event, Kind};
+use crate::explain;
+use crate::hash::{combine, hash_str, ns};
+use crate::score::{self, Card, Comp, Ctx};
+use crate::state::{AgentState, ClassState, Label, PrevEvent};
+use std::collections::HashMap;
+use std::sync::Arc;
+use vigil_models::{fuse, score_from_p};
+
+const NIL: u32 = u32::MAX;
+/// p-value of an agent whose class changed: an identity violation, not a statistical question.
+const CLASS_CHANGE_P: f64 = 1e-12;
+/// Fused p-value below which an event teaches baselines only at the reduced weight.
+const ANOMALOUS_P: f64 = 1e-3;
+
+/// Counters a shard keeps (summed over shards for reports and metrics).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Events scored (duplicates excluded).
+    pub events: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    /// Events of kinds this version does not know.
+    pub unknown_kinds: u64,
+    pub alerts: u64,
+    /// Triggering events that joined an open alert group (no new alert).
+    pub grouped: u64,
+    /// Stronger actions withheld by the per-agent cooldown.
+    pub suppressed_actions: u64,
+    pub class_changes: u64,
+    pub agents_evicted: u64,
+    pub classes_evicted: u64,
+}
+
+impl ShardStats {
+    pub fn add(&mut self, o: &ShardStats) {
+        self.events += o.events;
+        self.duplicates += o.duplicates;
+        self.late += o.late;
+        self.unknown_kinds += o.unknown_kinds;
+        self.alerts += o.alerts;
+        self.grouped += o.grouped;
+        self.suppressed_actions += o.suppressed_actions;
+        self.class_changes += o.class_changes;
+        self.agents_evicted += o.agents_evicted;
+        self.classes_evicted += o.classes_evicted;
+    }
+}
+
+/// The engine's answer for one event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    /// The event repeated a recent producer `id` of its agent: dropped, no score line.
+    pub duplicate: bool,
+    pub late: bool,
+    /// Fused score in `[0, 1]`.
+    pub score: f64,
+    /// Score of every applicable component (`None`: not applicable), in [`Comp::ALL`] order.
+    pub components: [Option<f32>; Comp::COUNT],
+    /// The alert this event opened, if any.
+    pub alert: Option<Alert>,
+}
+
+impl Verdict {
+    fn duplicate() -> Verdict {
+        Verdict {
+            duplicate: true,
+            late: false,
+            score: 0.0,
+            components: [None; Comp::COUNT],
+            alert: None,
+        }
+    }
+}
+
+/// An intrusive doubly linked list over slab indices: head = most recently active.
+#[derive(Clone, Copy, Debug)]
+struct Lru {
+    head: u32,
+    tail: u32,
+}
+
+impl Lru {
+    const EMPTY: Lru = Lru {
+        head: NIL,
+        tail: NIL,
+    };
+}
+
+trait Linked {
+    fn links(&mut self) -> (&mut u32, &mut u32);
+}
+
+impl Linked for AgentState {
+    fn links(&mut self) -> (&mut u32, &mut u32) {
+        (&mut self.lru_prev, &mut self.lru_next)
+    }
+}
+
+impl Linked for ClassState {
+    fn links(&mut self) -> (&mut u32, &mut u32) {
+        (&mut self.lru_prev, &mut self.lru_next)
+    }
+}
+
+fn unlink<T: Linked>(slab: &mut [T], lru: &mut Lru, i: u32) {
+    let (p, n) = {
+        let (p, n) = slab[i as usize].links();
+        let r = (*p, *n);
+        *p = NIL;
+        *n = NIL;
+        r
+    };
+    if p != NIL {
+        *slab[p as usize].links().1 = n;
+    } else if lru.head == i {
+        lru.head = n;
+    }
+    if n != NIL {
+        *slab[n as usize].links().0 = p;
+    } else if lru.tail == i {
+        lru.tail = p;
+    }
+}
+
+fn push_front<T: Linked>(slab: &mut [T], lru: &mut Lru, i: u32) {
+    {
+        let (p, n) = slab[i as usize].links();
+        *p = NIL;
+        *n = lru.head;
+    }
+    if lru.head != NIL {
+        *slab[lru.head as usize].links().0 = i;
+    }
+    lru.head = i;
+    if lru.tail == NIL {
+        lru.tail = i;
+    }
+}
+
+fn touch<T: Linked>(slab: &mut [T], lru: &mut Lru, i: u32) {
+    if lru.head != i {
+        unlink(slab, lru, i);
+        push_front(slab, lru, i);
+    }
+}
+
+/// One shard of the engine.
+pub struct Shard {
+    cfg: Arc<EngineConfig>,
+    ctx: Ctx,
+    agent_index: HashMap<Box<str>, u32>,
+    agent_keys: Vec<Box<str>>,
+    agents: Vec<AgentState>,
+    agent_lru: Lru,
+    max_agents: usize,
+    class_index: HashMap<u64, u32>,
+    classes: Vec<ClassState>,
+    class_lru: Lru,
+    card: Card,
+    tick: u64,
+    stats: ShardStats,
+}
+
+impl Shard {
+    pub fn new(cfg: Arc<EngineConfig>) -> Shard {
+        let ctx = Ctx::new(&cfg);
+        let max_agents = cfg.agents_per_shard();
+        Shard {
+            cfg,
+            ctx,
+            agent_index: HashMap::new(),
+            agent_keys: Vec::new(),
+            agents: Vec::new(),
+            agent_lru: Lru::EMPTY,
+            max_agents,
+            class_index: HashMap::new(),
+            classes: Vec::new(),
+            class_lru: Lru::EMPTY,
+            card: Card::default(),
+            tick: 0,
+            stats: ShardStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &ShardStats {
+        &self.stats
+    }
+
+    /// Agents currently tracked.
+    pub fn agents(&self) -> usize {
+        self.agent_index.len()
+    }
+
+    /// Classes currently tracked.
+    pub fn classes(&self) -> usize {
+        self.class_index.len()
+    }
+
+    /// The slab index of the class named `name` (hash `h`), created (or recycled) when absent.
+    fn class_slot(&mut self, name: &str, h: u64) -> u32 {
+        if let Some(&i) = self.class_index.get(&h) {
+            touch(&mut self.classes, &mut self.class_lru, i);
+            return i;
+        }
+        let i = if self.classes.len() < self.cfg.engine.max_classes_per_shard {
+            self.classes.push(ClassState::new(name, h));
+            (self.classes.len() - 1) as u32
+        } else {
+            let victim = self.class_lru.tail;
+            unlink(&mut self.classes, &mut self.class_lru, victim);
+            self.class_index.remove(&self.classes[victim as usize].hash);
+            self.classes[victim as usize] = ClassState::new(name, h);
+            self.stats.classes_evicted += 1;
+            victim
+        };
+        self.class_index.insert(h, i);
+        push_front(&mut self.classes, &mut self.class_lru, i);
+        i
+    }
+
+    /// The slab index of the agent, created (or recycled from the least recently active) when absent.
+    fn agent_slot(&mut self, agent_id: &str, class: u32, class_hash: u64) -> u32 {
+        if let Some(&i) = self.agent_index.get(agent_id) {
+            touch(&mut self.agents, &mut self.agent_lru, i);
+            return i;
+        }
+        let i = if self.agents.len() < self.max_agents {
+            self.agents.push(AgentState::new(class, class_hash));
+            self.agent_keys.push(agent_id.into());
+            (self.agents.len() - 1) as u32
+        } else {
+            let victim = self.agent_lru.tail;
+            unlink(&mut self.agents, &mut self.agent_lru, victim);
+            let old_key = std::mem::replace(&mut self.agent_keys[victim as usize], agent_id.into());
+            self.agent_index.remove(&old_key);
+            let old_class = self.agents[victim as usize].class_hash;
+            if let Some(&c) = self.class_index.get(&old_class) {
+                let c = &mut self.classes[c as usize];
+                c.agents = c.agents.saturating_sub(1);
+            }
+            self.agents[victim as usize] = AgentState::new(class, class_hash);
+            self.stats.agents_evicted += 1;
+            victim
+        };
+        self.agent_index.insert(agent_id.into(), i);
+        push_front(&mut self.agents, &mut self.agent_lru, i);
+        self.classes[class as usize].agents += 1;
+        i
+    }
+
+    /// Scores one event, updates state, and returns the verdict (with the alert it opens, if any).
+    pub fn process(&mut self, ev: &Event, pos: Position) -> Verdict {
+        self.tick += 1;
+        let class_name = ev.class();
+        let class_hash = hash_str(ns::CLASS, class_name);
+        let ci = self.class_slot(class_name, class_hash);
+        let ai = self.agent_slot(&ev.agent_id, ci, class_hash);
+
+        if let Some(id) = ev.id.as_deref() {
+            if !self.agents[ai as usize].record_id(hash_str(ns::EVENT_ID, id)) {
+                self.stats.duplicates += 1;
+                return Verdict::duplicate();
+            }
+        }
+
+        let ts = ev.ts_ms;
+        let cfg = Arc::clone(&self.cfg);
+        let lateness_ms = cfg.engine.allowed_lateness_secs as i64 * 1000;
+        let mut ctx = self.ctx;
+        ctx.tick = self.tick;
+
+        // Class change: the agent moves to its new class, and the change itself is scored.
+        let (old_class_hash, class_changed) = {
+            let a = &self.agents[ai as usize];
+            (a.class_hash, a.events > 0 && a.class_hash != class_hash)
+        };
+        let old_class_name = if class_changed {
+            self.stats.class_changes += 1;
+            let old = self.class_index.get(&old_class_hash).copied();
+            if let Some(o) = old {
+                self.classes[o as usize].agents = self.classes[o as usize].agents.saturating_sub(1);
+            }
+            self.classes[ci as usize].agents += 1;
+            old.map(|o| self.classes[o as usize].name.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+
+        let agent = &mut self.agents[ai as usize];
+        let class = &mut self.classes[ci as usize];
+        agent.class = ci;
+        agent.class_hash = class_hash;
+        ctx.late = agent.newest_ts != i64::MIN && ts < agent.newest_ts - lateness_ms;
+        if ctx.late {
+            self.stats.late += 1;
+        }
+        if ev.kind == Kind::Other {
+            self.stats.unknown_kinds += 1;
+        }
+        let ordinal = if ts == agent.same_ts {
+            agent.same_ts_count += 1;
+            agent.same_ts_count
+        } else {
+            agent.same_ts = ts;
+            agent.same_ts_count = 0;
+            0
+        };
+
+        let d = &cfg.detectors;
+        if !ctx.late && d.rate {
+            score::rate::advance(
+                &ctx,
+                d.anomalous_learning_weight,
+                d.alert_score,
+                agent,
+                class,
+                ts,
+            );
+        }
+
+        // Score.
+        let card = &mut self.card;
+        card.reset();
+        if d.rate {
+            score::rate::score(&ctx, agent, class, ev, card);
+        }
+        if d.tokens || d.metric {
+            score::numeric::score(agent, class, ev, card);
+            if !d.tokens {
+                *card.get_mut(Comp::Tokens) = Default::default();
+            }
+            if !d.metric {
+                *card.get_mut(Comp::Metric) = Default::default();
+            }
+        }
+        if d.sequence {
+            score::sequence::score(agent, class, ev, card);
+        }
+        if d.entropy {
+            score::entropy::score(&ctx, ts, agent, class, ev, card);
+        }
+        if d.escalation {
+            score::escalation::score(&ctx, ts, agent, class, ev, card);
+        }
+        if d.first_seen {
+            score::novelty::score(&ctx, ts, agent, class, ev, card);
+        }
+        if d.class_change && class_changed {
+            card.get_mut(Comp::ClassChange).set(CLASS_CHANGE_P, true);
+        }
+
+        // Fuse: all applicable components for the score, warm ones for the alert decision.
+        let mut all = [1.0f64; Comp::COUNT];
+        let mut warm = [1.0f64; Comp::COUNT];
+        let mut warm_comps = [Comp::Rate; Comp::COUNT];
+        let (mut n_all, mut n_warm) = (0, 0);
+        let mut components = [None; Comp::COUNT];
+        for c in Comp::ALL {
+            let s = card.get(c);
+            if !s.applicable {
+                continue;
+            }
+            components[c as usize] = Some(score_from_p(s.p) as f32);
+            all[n_all] = s.p;
+            n_all += 1;
+            if s.warm {
+                warm[n_warm] = s.p;
+                warm_comps[n_warm] = c;
+                n_warm += 1;
+            }
+        }
+        let fused_all = fuse(&all[..n_all]);
+        let fused_warm = fuse(&warm[..n_warm]);
+        let score = score_from_p(fused_all.p);
+        let alert_score = score_from_p(fused_warm.p);
+        let weight = if fused_all.p < ANOMALOUS_P {
+            d.anomalous_learning_weight
+        } else {
+            1.0
+        };
+
+        // Alert: a new group opens for (session, detector) unless one is open within the cooldown.
+        let mut alert = None;
+        if alert_score >= d.alert_score {
+            if let Some(strongest) = fused_warm.strongest {
+                let comp = warm_comps[strongest];
+                let detector = comp.name();
+                let group = combine(
+                    hash_str(ns::SESSION, ev.session_id.as_deref().unwrap_or("")),
+                    hash_str(ns::NAME, detector),
+                );
+                let cooldown_ms = cfg.engine.cooldown_secs as i64 * 1000;
+                let open = agent
+                    .groups
+                    .iter()
+                    .position(|&(k, opened)| k == group && ts < opened.saturating_add(cooldown_ms));
+                if open.is_some() {
+                    self.stats.grouped += 1;
+                } else {
+                    let slot = agent
+                        .groups
+                        .iter()
+                        .position(|&(k, _)| k == group)
+                        .unwrap_or_else(|| {
+                            (0..agent.groups.len())
+                                .min_by_key(|&i| agent.groups[i].1)
+                                .unwrap_or(0)
+                        });
+                    agent.groups[slot] = (group, ts);
+                    let severity = Severity::from_score(alert_score, d.alert_score);
+                    let wanted = cfg.actions.for_severity(severity);
+                    let (action, suppressed) = apply_cooldown(agent, wanted, ts, cooldown_ms);
+                    if suppressed.is_some() {
+                        self.stats.suppressed_actions += 1;
+                    }
+                    // Contributing components, strongest first.
+                    let mut order: Vec<Comp> = warm_comps[..n_warm]
+                        .iter()
+                        .copied()
+                        .filter(|c| card.get(*c).p < 1.0)
+                        .collect();
+                    order.sort_by(|a, b| card.get(*a).p.total_cmp(&card.get(*b).p).then(a.cmp(b)));
+                    let window_secs = d.rate_window_secs;
+                    let mut evidence = vec![explain::event_evidence(ev, pos, &cfg.evidence)];
+                    if let Some(prev) = explain::prev_evidence(&agent.prev) {
+                        evidence.push(prev);
+                    }
+                    alert = Some(Alert {
+                        id: alert_id(
+                            &ev.agent_id,
+                            ev.session_id.as_deref(),
+                            detector,
+                            "",
+                            ts,
+                            ordinal,
+                        ),
+                        ts_ms: ts,
+                        agent_id: ev.agent_id.to_string(),
+                        agent: class_name.to_string(),
+                        session_id: ev.session_id.as_deref().map(str::to_string),
+                        detector: detector.to_string(),
+                        components: Comp::ALL
+                            .iter()
+                            .filter_map(|c| {
+                                components[*c as usize].map(|s| (c.name().to_string(), s as f64))
+                            })
+                            .collect(),
+                        severity,
+                        score: alert_score,
+                        title: explain::title(comp, ev, card, window_secs, &old_class_name),
+                        reason: explain::reason(
+                            ev,
+                            card,
+                            class,
+                            fused_warm.p,
+                            &order,
+                            window_secs,
+                            &old_class_name,
+                        ),
+                        evidence,
+                        tags: explain::tags(comp, ev, card),
+                        action,
+                        suppressed_action: suppressed,
+                        emitted_at_ms: None,
+                    });
+                    self.stats.alerts += 1;
+                }
+            }
+        }
+
+        // Learn.
+        if !ctx.late {
+            if d.rate {
+                score::rate::learn(&ctx, agent, ev);
+            }
+            if d.tokens || d.metric {
+                score::numeric::learn(&ctx, agent, class, ev, weight);
+            }
+            if d.sequence {
+                score::sequence::learn(&ctx, agent, class, ev, card, weight);
+            }
+            if d.entropy {
+                score::entropy::learn(&ctx, ts, agent, class, ev, card, weight);
+            }
+            if d.escalation {
+                score::escalation::learn(&ctx, ts, agent, class, ev, card, weight);
+            }
+            if d.first_seen {
+                score::novelty::learn(&ctx, ts, agent, class, card, weight);
+            }
+        }
+
+        agent.newest_ts = agent.newest_ts.max(ts);
+        agent.events = agent.events.saturating_add(1);
+        agent.window_max_score = agent.window_max_score.max(score as f32);
+        let (object, label) = explain::object_of(ev);
+        agent.prev = PrevEvent {
+            valid: true,
+            ts_ms: ts,
+            kind: ev.kind as u8,
+            object,
+            label: Label::new(label),
+            position: pos,
+            session: 0,
+        };
+        class.events += 1;
+        self.stats.events += 1;
+
+        Verdict {
+            duplicate: false,
+            late: ctx.late,
+            score,
+            components,
+            alert,
+        }
+    }
+}
+
+/// Per agent, at most one `kill` and one `contain` per cooldown: a later one is downgraded to `notify`
+/// and the withheld action reported.
+fn apply_cooldown(
+    agent: &mut AgentState,
+    wanted: Action,
+    ts: i64,
+    cooldown_ms: i64,
+) -> (Action, Option<Action>) {
+    let last = match wanted {
+        Action::Kill => &mut agent.last_kill_ts,
+        Action::Contain => &mut agent.last_contain_ts,
+        other => return (other, None),
+    };
+    if *last != i64::MIN && ts < last.saturating_add(cooldown_ms) && ts >= *last {
+        (Action::Notify, Some(wanted))
+    } else {
+        *last = (*last).max(ts);
+        (wanted, None)
+    }
+}

@@ -1,0 +1,171 @@
+//! Sequential evidence: many mildly unusual events in a short time are one strong signal.
+//!
+//! Low-and-slow attacks (a trickle of encoded chunks, a handful of new destinations) never produce a
+//! single damning event. An [`EvidenceAccumulator`] sums, with exponential decay in event time, the
+//! excess surprise `max(0, -ln p - κ)` of each event's p-value, and counts the events it has seen with
+//! the same decay. Under the null hypothesis p-values are uniform, so each event contributes with
+//! probability `q = e^-κ`, and then an Exp(1) amount: the sum over `n` recent events is compound Poisson
+//! (`N ~ Poisson(q n)` exponential jumps). Its tail has a closed form as a Poisson mixture of gamma
+//! tails, computed here in log space; that is the accumulator's p-value.
+
+/// Allowance: only events with p below `e^-KAPPA` (0.1) add evidence.
+pub const KAPPA: f64 = std::f64::consts::LN_10;
+
+/// Decayed excess surprise and event count, 16 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EvidenceAccumulator {
+    evidence: f32,
+    events: f32,
+    ts_ms: i64,
+}
+
+impl EvidenceAccumulator {
+    /// Decays to `ts_ms` (never backwards) and adds one event with p-value `p`.
+    pub fn observe(&mut self, p: f64, ts_ms: i64, half_life_ms: i64) {
+        self.decay_to(ts_ms, half_life_ms);
+        let excess = (-crate::clamp_p(p).ln() - KAPPA).max(0.0);
+        self.evidence += excess as f32;
+        self.events += 1.0;
+    }
+
+    fn decay_to(&mut self, ts_ms: i64, half_life_ms: i64) {
+        if ts_ms > self.ts_ms {
+            if self.events > 0.0 {
+                let d = (-((ts_ms - self.ts_ms) as f64) / half_life_ms.max(1) as f64
+                    * std::f64::consts::LN_2)
+                    .exp();
+                self.evidence *= d as f32;
+                self.events *= d as f32;
+            }
+            self.ts_ms = ts_ms;
+        }
+    }
+
+    /// The evidence that would stand after adding an event with p-value `p` at `ts_ms`, and its
+    /// p-value, without changing the accumulator.
+    pub fn peek(&self, p: f64, ts_ms: i64, half_life_ms: i64) -> (f64, f64) {
+        let mut a = *self;
+        a.observe(p, ts_ms, half_life_ms);
+        (a.evidence as f64, a.p_value())
+    }
+
+    /// Current decayed evidence (nats of excess surprise).
+    pub fn evidence(&self) -> f64 {
+        self.evidence as f64
+    }
+
+    /// Current decayed event count.
+    pub fn events(&self) -> f64 {
+        self.events as f64
+    }
+
+    /// `P(S >= evidence)` for the compound Poisson null with `λ = e^-κ · events`.
+    pub fn p_value(&self) -> f64 {
+        compound_poisson_sf(self.evidence as f64, (-KAPPA).exp() * self.events as f64)
+    }
+}
+
+fn log_add(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY {
+        return b;
+    }
+    if b == f64::NEG_INFINITY {
+        return a;
+    }
+    let m = a.max(b);
+    m + ((a - m).exp() + (b - m).exp()).ln()
+}
+
+/// `P(S >= a)` where `S` is a sum of `N ~ Poisson(lambda)` independent Exp(1) variables.
+pub fn compound_poisson_sf(a: f64, lambda: f64) -> f64 {
+    if a <= 0.0 || !a.is_finite() {
+        return 1.0;
+    }
+    if lambda <= 0.0 {
+        return crate::P_FLOOR;
+    }
+    let (ln_a, ln_l) = (a.ln(), lambda.ln());
+    // log of P(N = j), and log of the gamma tail Q(j, a) = e^-a Σ_{i<j} a^i / i!.
+    let mut log_pj = -lambda;
+    let mut log_term_i = -a; // log(e^-a a^i / i!) for i = 0
+    let mut log_q = f64::NEG_INFINITY;
+    let mut total = f64::NEG_INFINITY;
+    let max_j = (lambda + a + 12.0 * (lambda + a).sqrt() + 40.0) as u32;
+    for j in 1..=max_j {
+        log_pj += ln_l - (j as f64).ln();
+        log_q = log_add(log_q, log_term_i);
+        log_term_i += ln_a - (j as f64).ln();
+        total = log_add(total, log_pj + log_q);
+    }
+    crate::clamp_p(total.exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compound_poisson_matches_simple_cases() {
+        // One jump at most matters when lambda is tiny: P ≈ lambda e^-a.
+        let p = compound_poisson_sf(3.0, 1e-4);
+        assert!((p / (1e-4 * (-3.0f64).exp()) - 1.0).abs() < 1e-3, "{p}");
+        // Monotone in a and in lambda.
+        assert!(compound_poisson_sf(5.0, 1.0) < compound_poisson_sf(4.0, 1.0));
+        assert!(compound_poisson_sf(5.0, 2.0) > compound_poisson_sf(5.0, 1.0));
+        assert_eq!(compound_poisson_sf(0.0, 1.0), 1.0);
+    }
+
+    #[test]
+    fn compound_poisson_matches_a_direct_mixture() {
+        // lambda = 2, a = 6: Σ_j Pois(j; 2) Q(j, 6), summed directly.
+        let (lambda, a) = (2.0f64, 6.0f64);
+        let mut direct = 0.0;
+        let mut pj = (-lambda).exp();
+        for j in 1..60 {
+            pj *= lambda / j as f64;
+            let mut q = 0.0;
+            let mut t = (-a).exp();
+            for i in 0..j {
+                if i > 0 {
+                    t *= a / i as f64;
+                }
+                q += t;
+            }
+            direct += pj * q;
+        }
+        let got = compound_poisson_sf(a, lambda);
+        assert!((got - direct).abs() < 1e-12, "{got} vs {direct}");
+    }
+
+    #[test]
+    fn a_trickle_of_moderate_evidence_becomes_strong() {
+        let mut acc = EvidenceAccumulator::default();
+        let single = {
+            let mut a = acc;
+            a.observe(1e-3, 0, 600_000);
+            a.p_value()
+        };
+        for i in 0..10 {
+            acc.observe(1e-3, i * 30_000, 600_000);
+        }
+        assert!(
+            acc.p_value() < single * 1e-6,
+            "{} vs {single}",
+            acc.p_value()
+        );
+        // Ordinary p-values decay the evidence away.
+        for i in 0..200 {
+            acc.observe(0.5, 300_000 + i * 60_000, 600_000);
+        }
+        assert!(acc.p_value() > 0.05, "{}", acc.p_value());
+    }
+
+    #[test]
+    fn time_never_runs_backwards() {
+        let mut acc = EvidenceAccumulator::default();
+        acc.observe(1e-4, 1_000_000, 60_000);
+        let e = acc.evidence();
+        acc.observe(0.5, 0, 60_000);
+        assert!((acc.evidence() - e).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,75 @@
+//! One module per subcommand. Subcommands whose feature is not built yet exit with status 2 and say so.
+
+pub mod replay;
+pub mod run;
+pub mod simulate;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Parses and type-checks every item of a rule pack.
+    Check {
+        /// A rule pack directory or file.
+        path: String,
+    },
+    /// Runs a rule pack's own test cases.
+    Test {
+        /// A rule pack directory or file.
+        path: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Where the model artifacts go.
+    #[arg(long)]
+    pub out: String,
+    /// Only this agent class.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Normal data kept aside to calibrate the false-alarm rate.
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout_fraction: f64,
+    /// Recorded normal runs (JSON Lines, .gz/.zst, or - for stdin).
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Checks a Standard Webhooks signature as a receiver would.
+    #[command(
+        after_help = "Example:\n  vigil webhook verify --secret whsec_... --id msg_1 --timestamp 1614265330 --signature v1,... body.json"
+    )]
+    Verify {
+        #[arg(long)]
+        secret: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        timestamp: String,
+        #[arg(long)]
+        signature: String,
+        /// File holding the exact request body.
+        body_file: String,
+    },
+}
+
+/// The error for a subcommand or option whose feature is not built yet.
+pub fn not_supported(what: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what} is not supported yet")
+}
+
+pub fn rules(_c: RulesCommand) -> Result<u8> {
+    bail!(not_supported("`vigil rules`"))
+}
+
+pub fn train(_a: TrainArgs) -> Result<u8> {
+    bail!(not_supported("`vigil train`"))
+}
+
+pub fn webhook(_c: WebhookCommand) -> Result<u8> {
+    bail!(not_supported("`vigil webhook verify`"))
+}

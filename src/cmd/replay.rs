@@ -1,0 +1,249 @@
+//! `vigil replay`: recorded runs through the detection engine (see `vigil-replay`).
+
+use crate::config::Config;
+use crate::EXIT_GATE;
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use serde_json::Value;
+use vigil_replay::{run as replay, ReplayOptions};
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// TOML configuration (thresholds, detectors on/off, limits); default: built in.
+    #[arg(long)]
+    pub config: Option<String>,
+    /// A rule pack directory or file.
+    #[arg(long)]
+    pub rules: Option<String>,
+    /// Backtest diff: also run this older rule pack and report what changes.
+    #[arg(long)]
+    pub compare_rules: Option<String>,
+    /// Read a Kafka topic instead of files.
+    #[arg(long)]
+    pub kafka_topic: Option<String>,
+    /// With --kafka-topic: first event time.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// With --kafka-topic: last event time.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Trained model artifacts.
+    #[arg(long)]
+    pub models: Option<String>,
+    /// Alerts as JSON Lines (`-` = stdout).
+    #[arg(long, default_value = "-")]
+    pub alerts: String,
+    /// One score line per accepted event.
+    #[arg(long)]
+    pub scores: Option<String>,
+    /// Labels (attack windows); turns on evaluation.
+    #[arg(long)]
+    pub labels: Option<String>,
+    /// The report JSON.
+    #[arg(long)]
+    pub report: Option<String>,
+    /// Exit 1 when a report figure is below VALUE (repeatable), e.g. recall=0.9.
+    #[arg(long, value_name = "METRIC=VALUE")]
+    pub fail_under: Vec<String>,
+    /// Where rejected lines go (created only when a line is rejected).
+    #[arg(long, default_value = "rejected.jsonl")]
+    pub dead_letter: String,
+    /// Really send configured webhooks (default in replay: shadow mode).
+    #[arg(long)]
+    pub enforce_webhooks: bool,
+    /// Worker threads (default: the available cores). Output never depends on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Recorded runs: JSON Lines files (.gz/.zst too) or `-` for stdin; several are merged by `ts`.
+    #[arg(required_unless_present = "kafka_topic")]
+    pub inputs: Vec<String>,
+}
+
+/// A parsed `--fail-under` gate.
+#[derive(Debug, PartialEq)]
+struct Gate {
+    metric: String,
+    min: f64,
+}
+
+/// Report figures a gate may name.
+const GATE_METRICS: &[&str] = &[
+    "events",
+    "invalid_events",
+    "duplicate_events",
+    "late_events",
+    "agents",
+    "alerts",
+    "events_per_s",
+    "attacks",
+    "detected",
+    "recall",
+    "precision",
+    "f1",
+    "false_alerts",
+    "false_alerts_per_agent_hour",
+    "delay_s_mean",
+    "delay_s_p95",
+];
+
+fn parse_gate(s: &str) -> Result<Gate> {
+    let (m, v) = s
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--fail-under {s:?}: expected METRIC=VALUE"))?;
+    let metric = m.trim().to_string();
+    if !GATE_METRICS.contains(&metric.as_str()) {
+        bail!(
+            "--fail-under {s:?}: unknown metric {metric:?} (one of {})",
+            GATE_METRICS.join(", ")
+        );
+    }
+    let min: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--fail-under {s:?}: {v:?} is not a number"))?;
+    Ok(Gate { metric, min })
+}
+
+pub fn run(a: ReplayArgs) -> Result<u8> {
+    for (given, what) in [
+        (a.compare_rules.is_some(), "--compare-rules"),
+        (a.rules.is_some(), "--rules"),
+        (a.models.is_some(), "--models"),
+        (
+            a.kafka_topic.is_some() || a.from.is_some() || a.to.is_some(),
+            "--kafka-topic",
+        ),
+        (a.enforce_webhooks, "--enforce-webhooks"),
+    ] {
+        if given {
+            return Err(super::not_supported(what));
+        }
+    }
+    let gates = a
+        .fail_under
+        .iter()
+        .map(|g| parse_gate(g))
+        .collect::<Result<Vec<_>>>()?;
+    let needs_labels = [
+        "attacks",
+        "detected",
+        "recall",
+        "precision",
+        "f1",
+        "false_alerts",
+        "false_alerts_per_agent_hour",
+        "delay_s_mean",
+        "delay_s_p95",
+    ];
+    if a.labels.is_none() {
+        if let Some(g) = gates
+            .iter()
+            .find(|g| needs_labels.contains(&g.metric.as_str()))
+        {
+            bail!("--fail-under {}: this figure needs --labels", g.metric);
+        }
+    }
+    let cfg = Config::load(a.config.as_deref(), std::env::vars())?;
+    let mut opts = ReplayOptions::new(a.inputs);
+    opts.engine = cfg.engine_config();
+    opts.alerts = a.alerts;
+    opts.scores = a.scores;
+    opts.labels = a.labels;
+    opts.report = a.report;
+    opts.dead_letter = a.dead_letter;
+    opts.threads = a
+        .threads
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    opts.progress = true;
+    let summary = replay(&opts)?;
+
+    let r = &summary.report;
+    let mut line = format!(
+        "replayed {} events ({} rejected, {} duplicates, {} late) from {} agents in {:.2}s ({} events/s): {} alerts",
+        summary.events,
+        summary.invalid_events,
+        r["duplicate_events"],
+        r["late_events"],
+        r["agents"],
+        summary.elapsed.as_secs_f64(),
+        r["events_per_s"],
+        summary.alerts
+    );
+    if !summary.rejects_by_reason.is_empty() {
+        let reasons: Vec<String> = summary
+            .rejects_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        line.push_str(&format!(
+            "; rejected by reason: {}; see {}",
+            reasons.join(" "),
+            opts.dead_letter
+        ));
+    }
+    eprintln!("{line}");
+    if r.contains_key("recall") {
+        let f = |k: &str| match &r[k] {
+            Value::Null => "n/a".to_string(),
+            Value::Number(n) => format!("{:.3}", n.as_f64().unwrap_or(0.0)),
+            v => v.to_string(),
+        };
+        eprintln!(
+            "evaluation: detected {}/{} attack windows, recall {}, precision {}, f1 {}, {} false alerts ({} per agent-hour), delay mean {}s p95 {}s",
+            r["detected"],
+            r["attacks"],
+            f("recall"),
+            f("precision"),
+            f("f1"),
+            r["false_alerts"],
+            f("false_alerts_per_agent_hour"),
+            f("delay_s_mean"),
+            f("delay_s_p95")
+        );
+        if let Value::Object(by) = &r["by_attack"] {
+            for (name, v) in by {
+                eprintln!("  {name:<22} {}/{} detected", v["detected"], v["attacks"]);
+            }
+        }
+    }
+
+    let mut failed = false;
+    for g in &gates {
+        match r.get(&g.metric).and_then(Value::as_f64) {
+            Some(v) if v >= g.min => {}
+            Some(v) => {
+                eprintln!("gate failed: {} = {v} is below {}", g.metric, g.min);
+                failed = true;
+            }
+            None => {
+                eprintln!("gate failed: {} has no value in this run", g.metric);
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { EXIT_GATE } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gates_parse_and_refuse_nonsense() {
+        assert_eq!(
+            parse_gate("recall=0.9").unwrap(),
+            Gate {
+                metric: "recall".into(),
+                min: 0.9
+            }
+        );
+        assert!(parse_gate("recall").is_err());
+        assert!(parse_gate("recal=0.9").is_err());
+        assert!(parse_gate("recall=high").is_err());
+    }
+}

@@ -51,27 +51,16 @@ pub struct Config {
 }
 
 /// Sections whose scalar keys environment variables may override.
-const ENV_SECTIONS: &[&str] = &[
-    "http",
-    "engine",
-    "detectors",
-    "actions",
-    "output",
-    "rules",
-    "models",
-    "kafka",
-    "state",
-];
+const ENV_SECTIONS: &[&str] =
+    &["http", "engine", "detectors", "actions", "output", "rules", "models", "kafka", "state"];
 
 impl Config {
     /// Loads the configuration: `path` (if any) over the defaults, then `VIGIL_*` variables from `env`.
     pub fn load(path: Option<&str>, env: impl Iterator<Item = (String, String)>) -> Result<Config> {
         let mut table: toml::Table = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read configuration {p}"))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| anyhow!("{p}: {}", one_line(&e.to_string())))?
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read configuration {p}"))?;
+                text.parse::<toml::Table>().map_err(|e| anyhow!("{p}: {}", one_line(&e.to_string())))?
             }
             None => toml::Table::new(),
         };
@@ -80,16 +69,11 @@ impl Config {
                 continue;
             };
             let rest = rest.to_ascii_lowercase();
-            let Some(section) = ENV_SECTIONS
-                .iter()
-                .find(|s| rest.starts_with(&format!("{s}_")))
-            else {
+            let Some(section) = ENV_SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
                 continue;
             };
             let key = &rest[section.len() + 1..];
-            let entry = table
-                .entry(section.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(t) = entry else {
                 return Err(anyhow!("{k}: section [{section}] is not a table"));
             };
@@ -99,13 +83,9 @@ impl Config {
         let cfg: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| anyhow!("{where_}: {}", one_line(&e.to_string())))?;
-        cfg.engine_config()
-            .validate()
-            .map_err(|e| anyhow!("{where_}: {e}"))?;
+        cfg.engine_config().validate().map_err(|e| anyhow!("{where_}: {e}"))?;
         if !matches!(cfg.output.format.as_str(), "vigil" | "ocsf") {
-            return Err(anyhow!(
-                "{where_}: invalid configuration: `output.format` must be \"vigil\" or \"ocsf\""
-            ));
+            return Err(anyhow!("{where_}: invalid configuration: `output.format` must be \"vigil\" or \"ocsf\""));
         }
         Ok(cfg)
     }
@@ -170,28 +150,19 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let f = file("[engine]\nshardz = 8\n");
-        let err = Config::load(Some(f.path().to_str().unwrap()), std::iter::empty())
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(Some(f.path().to_str().unwrap()), std::iter::empty()).unwrap_err().to_string();
         assert!(err.contains("shardz"), "{err}");
         let f = file("[engine]\nshards = \"many\"\n");
-        let err = Config::load(Some(f.path().to_str().unwrap()), std::iter::empty())
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(Some(f.path().to_str().unwrap()), std::iter::empty()).unwrap_err().to_string();
         assert!(err.contains("shards"), "{err}");
         let f = file("[engine]\nshards = 0\n");
-        let err = Config::load(Some(f.path().to_str().unwrap()), std::iter::empty())
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(Some(f.path().to_str().unwrap()), std::iter::empty()).unwrap_err().to_string();
         assert!(err.contains("engine.shards"), "{err}");
         let f = file("[nonsense]\n");
         assert!(Config::load(Some(f.path().to_str().unwrap()), std::iter::empty()).is_err());
-        let err = Config::load(
-            None,
-            vec![("VIGIL_ENGINE_SHARDS".to_string(), "x".to_string())].into_iter(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = Config::load(None, vec![("VIGIL_ENGINE_SHARDS".to_string(), "x".to_string())].into_iter())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("shards"), "{err}");
     }
 }

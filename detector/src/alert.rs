@@ -25,15 +25,16 @@ impl Severity {
         }
     }
 
-    /// Severity of a fused score at or above the alert threshold `alert_score`: the band above the
-    /// threshold is split at p-value decades — low below 1e-6, medium below 1e-8, high below 1e-10.
+    /// Severity of a fused score at or above the alert threshold `alert_score`, by how many decades
+    /// of p-value it clears the threshold: low within one decade, medium within 2.5, high beyond,
+    /// critical at the top of the scale (p <= 1e-10).
     pub fn from_score(score: f64, alert_score: f64) -> Severity {
-        let s = score.max(alert_score);
-        if s >= 1.0 {
+        let above = score - alert_score;
+        if score >= 1.0 {
             Severity::Critical
-        } else if s >= 0.8 {
+        } else if above >= 0.25 {
             Severity::High
-        } else if s >= 0.6 {
+        } else if above >= 0.1 {
             Severity::Medium
         } else {
             Severity::Low
@@ -331,10 +332,7 @@ mod tests {
                 outcome: None,
                 privileged: false,
                 id: None,
-                position: Position {
-                    source: 0,
-                    offset: 3,
-                },
+                position: Position { source: 0, offset: 3 },
                 payload: Some(PayloadEvidence {
                     field: "payload",
                     len: 48213,
@@ -365,9 +363,9 @@ mod tests {
 
     #[test]
     fn severities_follow_the_score() {
-        assert_eq!(Severity::from_score(0.5, 0.5), Severity::Low);
-        assert_eq!(Severity::from_score(0.65, 0.5), Severity::Medium);
-        assert_eq!(Severity::from_score(0.85, 0.5), Severity::High);
-        assert_eq!(Severity::from_score(1.0, 0.5), Severity::Critical);
+        assert_eq!(Severity::from_score(0.6, 0.6), Severity::Low);
+        assert_eq!(Severity::from_score(0.72, 0.6), Severity::Medium);
+        assert_eq!(Severity::from_score(0.9, 0.6), Severity::High);
+        assert_eq!(Severity::from_score(1.0, 0.6), Severity::Critical);
     }
 }

@@ -15,10 +15,7 @@ pub struct ConfigError {
 }
 
 fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.to_string(),
-        problem: problem.into(),
-    }
+    ConfigError { key: key.to_string(), problem: problem.into() }
 }
 
 /// `[engine]`: capacity, sharding, time and input limits.
@@ -42,8 +39,11 @@ pub struct EngineSection {
     pub max_event_bytes: usize,
     /// Deepest accepted JSON nesting, levels (the event object is level 1).
     pub max_depth: usize,
-    /// Tracked agent classes per shard; least recently active evicted beyond it.
-    pub max_classes_per_shard: usize,
+    /// Tracked agent classes; least recently active evicted beyond it.
+    pub max_classes: usize,
+    /// Class baselines are updated at a barrier after every this many events (input order); a constant
+    /// of the deployment, like `shards`.
+    pub class_sync_events: usize,
 }
 
 impl Default for EngineSection {
@@ -56,7 +56,8 @@ impl Default for EngineSection {
             max_future_skew_secs: 300,
             max_event_bytes: 1 << 20,
             max_depth: 64,
-            max_classes_per_shard: 4096,
+            max_classes: 16_384,
+            class_sync_events: 4096,
         }
     }
 }
@@ -65,10 +66,13 @@ impl Default for EngineSection {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorsSection {
-    /// Fused score (`-log10(p) / 10`) at or above which an event raises an alert (0.5: p <= 1e-5).
+    /// Fused score (`-log10(p) / 10`) at or above which an event raises an alert (0.6: p <= 1e-6).
     pub alert_score: f64,
     /// Event-time window of the call-rate detector, seconds.
     pub rate_window_secs: u64,
+    /// Smallest count of events in one window that can be a rate spike, whatever the baseline (a
+    /// handful of calls is never a runaway).
+    pub rate_min_count: u32,
     /// Half-life of the escalation accumulator, seconds.
     pub escalation_half_life_secs: u64,
     /// Half-life of the sequential evidence accumulators (entropy, first-seen), seconds.
@@ -88,11 +92,12 @@ pub struct DetectorsSection {
 impl Default for DetectorsSection {
     fn default() -> Self {
         DetectorsSection {
-            alert_score: 0.5,
+            alert_score: 0.6,
             rate_window_secs: 60,
+            rate_min_count: 8,
             escalation_half_life_secs: 600,
             evidence_half_life_secs: 900,
-            anomalous_learning_weight: 0.1,
+            anomalous_learning_weight: 0.25,
             rate: true,
             tokens: true,
             sequence: true,
@@ -117,12 +122,7 @@ pub struct ActionsSection {
 
 impl Default for ActionsSection {
     fn default() -> Self {
-        ActionsSection {
-            low: Action::None,
-            medium: Action::Notify,
-            high: Action::Notify,
-            critical: Action::Contain,
-        }
+        ActionsSection { low: Action::None, medium: Action::Notify, high: Action::Notify, critical: Action::Contain }
     }
 }
 
@@ -160,10 +160,7 @@ pub struct EvidenceConfig {
 
 impl Default for EvidenceConfig {
     fn default() -> Self {
-        EvidenceConfig {
-            payload: PayloadEvidence::Redacted,
-            prefix_chars: 16,
-        }
+        EvidenceConfig { payload: PayloadEvidence::Redacted, prefix_chars: 16 }
     }
 }
 
@@ -192,8 +189,11 @@ impl EngineConfig {
         if e.max_depth < 2 {
             return Err(bad("engine.max_depth", "must be at least 2"));
         }
-        if e.max_classes_per_shard == 0 {
-            return Err(bad("engine.max_classes_per_shard", "must be at least 1"));
+        if e.max_classes == 0 {
+            return Err(bad("engine.max_classes", "must be at least 1"));
+        }
+        if e.class_sync_events == 0 {
+            return Err(bad("engine.class_sync_events", "must be at least 1"));
         }
         let d = &self.detectors;
         if !(d.alert_score > 0.0 && d.alert_score <= 1.0) {
@@ -203,22 +203,13 @@ impl EngineConfig {
             return Err(bad("detectors.rate_window_secs", "must be at least 1"));
         }
         if d.escalation_half_life_secs == 0 {
-            return Err(bad(
-                "detectors.escalation_half_life_secs",
-                "must be at least 1",
-            ));
+            return Err(bad("detectors.escalation_half_life_secs", "must be at least 1"));
         }
         if d.evidence_half_life_secs == 0 {
-            return Err(bad(
-                "detectors.evidence_half_life_secs",
-                "must be at least 1",
-            ));
+            return Err(bad("detectors.evidence_half_life_secs", "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&d.anomalous_learning_weight) {
-            return Err(bad(
-                "detectors.anomalous_learning_weight",
-                "must be in [0, 1]",
-            ));
+            return Err(bad("detectors.anomalous_learning_weight", "must be in [0, 1]"));
         }
         Ok(())
     }

@@ -52,13 +52,7 @@ mod tests {
 
     fn record(raw: &[u8]) -> serde_json::Value {
         let mut s = String::new();
-        write_record(
-            &mut s,
-            &Reject::new(Reason::InvalidJson, "bad \"x\""),
-            "in.jsonl",
-            7,
-            raw,
-        );
+        write_record(&mut s, &Reject::new(Reason::InvalidJson, "bad \"x\""), "in.jsonl", 7, raw);
         serde_json::from_str(&s).unwrap()
     }
 

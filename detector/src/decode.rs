@@ -23,10 +23,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_event_bytes: 1 << 20,
-            max_depth: 64,
-        }
+        Limits { max_event_bytes: 1 << 20, max_depth: 64 }
     }
 }
 
@@ -96,10 +93,7 @@ pub struct Reject {
 
 impl Reject {
     pub fn new(reason: Reason, detail: impl Into<String>) -> Reject {
-        Reject {
-            reason,
-            detail: detail.into(),
-        }
+        Reject { reason, detail: detail.into() }
     }
 }
 
@@ -114,19 +108,11 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reject>
     if bytes.len() > limits.max_event_bytes {
         return Err(Reject::new(
             Reason::TooLarge,
-            format!(
-                "event is {} bytes, the limit is {}",
-                bytes.len(),
-                limits.max_event_bytes
-            ),
+            format!("event is {} bytes, the limit is {}", bytes.len(), limits.max_event_bytes),
         ));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Reject::new(
-            Reason::InvalidUtf8,
-            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-        )
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Reject::new(Reason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
     decode_str(text, limits)
 }
 
@@ -135,29 +121,19 @@ pub fn decode_str<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Rejec
     if text.len() > limits.max_event_bytes {
         return Err(Reject::new(
             Reason::TooLarge,
-            format!(
-                "event is {} bytes, the limit is {}",
-                text.len(),
-                limits.max_event_bytes
-            ),
+            format!("event is {} bytes, the limit is {}", text.len(), limits.max_event_bytes),
         ));
     }
     let text = text.trim_end_matches(['\r', '\n', ' ', '\t']);
     if text.trim_start().is_empty() {
         return Err(Reject::new(Reason::InvalidJson, "empty line"));
     }
-    let mut ctx = Ctx {
-        field: "event",
-        fault: None,
-        max_depth: limits.max_depth,
-    };
+    let mut ctx = Ctx { field: "event", fault: None, max_depth: limits.max_depth };
     let mut de = serde_json::Deserializer::from_str(text);
-    let result = EventSeed { ctx: &mut ctx }
-        .deserialize(&mut de)
-        .and_then(|ev| {
-            de.end()?;
-            Ok(ev)
-        });
+    let result = EventSeed { ctx: &mut ctx }.deserialize(&mut de).and_then(|ev| {
+        de.end()?;
+        Ok(ev)
+    });
     match result {
         Ok(ev) => Ok(ev),
         Err(e) => Err(classify(e, ctx)),
@@ -171,15 +147,10 @@ fn classify(e: serde_json::Error, ctx: Ctx) -> Reject {
     }
     let msg = e.to_string();
     if msg.contains("recursion limit") {
-        return Reject::new(
-            Reason::TooDeep,
-            format!("nesting deeper than {} levels", ctx.max_depth),
-        );
+        return Reject::new(Reason::TooDeep, format!("nesting deeper than {} levels", ctx.max_depth));
     }
     match e.classify() {
-        serde_json::error::Category::Data => {
-            Reject::new(Reason::WrongType, format!("field `{}`: {msg}", ctx.field))
-        }
+        serde_json::error::Category::Data => Reject::new(Reason::WrongType, format!("field `{}`: {msg}", ctx.field)),
         _ => Reject::new(Reason::InvalidJson, msg),
     }
 }
@@ -203,13 +174,9 @@ impl Ctx {
         let depth = json_depth(raw.get());
         if depth > 0 && level - 1 + depth > self.max_depth {
             let field = self.field;
-            return Err(self.fail(
-                Reason::TooDeep,
-                format!(
-                    "field `{field}` nests deeper than {} levels",
-                    self.max_depth
-                ),
-            ));
+            return Err(
+                self.fail(Reason::TooDeep, format!("field `{field}` nests deeper than {} levels", self.max_depth))
+            );
         }
         Ok(())
     }
@@ -420,9 +387,7 @@ impl<'de> Visitor<'de> for TsVisitor {
         f.write_str("an RFC 3339 string or integer epoch milliseconds")
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        i64::try_from(v)
-            .map(TsRead::Millis)
-            .map_err(|_| E::custom("epoch milliseconds out of range"))
+        i64::try_from(v).map(TsRead::Millis).map_err(|_| E::custom("epoch milliseconds out of range"))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
         Ok(TsRead::Millis(v))
@@ -464,20 +429,13 @@ struct MetricObj<'de> {
 }
 
 impl<'de> EventVisitor<'_> {
-    fn sub_object<A: MapAccess<'de>>(
-        &mut self,
-        map: &mut A,
-        field: Field,
-    ) -> Result<SubObject<'de>, A::Error> {
+    fn sub_object<A: MapAccess<'de>>(&mut self, map: &mut A, field: Field) -> Result<SubObject<'de>, A::Error> {
         let raw: Option<&'de RawValue> = map.next_value()?;
         let Some(raw) = raw else {
             return Ok(SubObject::Null);
         };
         if !raw.get().starts_with('{') {
-            return Err(self.ctx.fail(
-                Reason::WrongType,
-                format!("field `{}` must be an object", field.name()),
-            ));
+            return Err(self.ctx.fail(Reason::WrongType, format!("field `{}` must be an object", field.name())));
         }
         self.ctx.check_depth(raw, 2)?;
         let mut de = serde_json::Deserializer::from_str(raw.get());
@@ -486,11 +444,7 @@ impl<'de> EventVisitor<'_> {
             _ => de.deserialize_map(MetricVisitor).map(SubObject::Metric),
         };
         parsed.map_err(|e| {
-            let detail = format!(
-                "field `{}`: {}",
-                field.name(),
-                strip_position(&e.to_string())
-            );
+            let detail = format!("field `{}`: {}", field.name(), strip_position(&e.to_string()));
             let reason = if detail.contains("missing field") {
                 Reason::MissingField
             } else if detail.contains("duplicate field") {
@@ -530,9 +484,7 @@ impl<'de> Visitor<'de> for TokensVisitor {
             match &*k {
                 "input" if t.input.is_none() => t.input = map.next_value()?,
                 "output" if t.output.is_none() => t.output = map.next_value()?,
-                "input" | "output" => {
-                    return Err(de::Error::custom(format!("duplicate field `{k}`")))
-                }
+                "input" | "output" => return Err(de::Error::custom(format!("duplicate field `{k}`"))),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -550,10 +502,7 @@ impl<'de> Visitor<'de> for MetricVisitor {
         f.write_str("an object with string `name` and number `value`")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetricObj<'de>, A::Error> {
-        let mut m = MetricObj {
-            name: None,
-            value: None,
-        };
+        let mut m = MetricObj { name: None, value: None };
         let (mut seen_name, mut seen_value) = (false, false);
         while let Some(Key(k)) = map.next_key()? {
             match &*k {
@@ -565,9 +514,7 @@ impl<'de> Visitor<'de> for MetricVisitor {
                     seen_value = true;
                     m.value = map.next_value()?;
                 }
-                "name" | "value" => {
-                    return Err(de::Error::custom(format!("duplicate field `{k}`")))
-                }
+                "name" | "value" => return Err(de::Error::custom(format!("duplicate field `{k}`"))),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -600,10 +547,9 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
             if field != Field::Unknown {
                 let bit = 1u64 << (field as u32);
                 if seen & bit != 0 {
-                    return Err(self.ctx.fail(
-                        Reason::DuplicateField,
-                        format!("field `{}` appears twice", field.name()),
-                    ));
+                    return Err(self
+                        .ctx
+                        .fail(Reason::DuplicateField, format!("field `{}` appears twice", field.name())));
                 }
                 seen |= bit;
             }
@@ -620,17 +566,12 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                 Field::Kind => kind = str_field!(),
                 Field::Id => ev.id = str_field!(),
                 Field::Outcome => outcome = str_field!(),
-                Field::Privileged => {
-                    ev.privileged = map.next_value::<Option<bool>>()?.unwrap_or(false)
-                }
+                Field::Privileged => ev.privileged = map.next_value::<Option<bool>>()?.unwrap_or(false),
                 Field::Attrs => {
                     let raw: Option<&'de RawValue> = map.next_value()?;
                     if let Some(raw) = raw {
                         if !raw.get().starts_with('{') {
-                            return Err(self.ctx.fail(
-                                Reason::WrongType,
-                                "field `attrs` must be an object".into(),
-                            ));
+                            return Err(self.ctx.fail(Reason::WrongType, "field `attrs` must be an object".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
                         ev.attrs = Some(raw);
@@ -649,10 +590,9 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                     let raw: Option<&'de RawValue> = map.next_value()?;
                     if let Some(raw) = raw {
                         if !matches!(raw.get().as_bytes().first(), Some(b'{' | b'"')) {
-                            return Err(self.ctx.fail(
-                                Reason::WrongType,
-                                "field `args` must be an object or a string".into(),
-                            ));
+                            return Err(self
+                                .ctx
+                                .fail(Reason::WrongType, "field `args` must be an object or a string".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
                         ev.args = Some(raw);
@@ -672,9 +612,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                     let raw: Option<&'de RawValue> = map.next_value()?;
                     if let Some(raw) = raw {
                         if !raw.get().starts_with('[') {
-                            return Err(self
-                                .ctx
-                                .fail(Reason::WrongType, "field `argv` must be an array".into()));
+                            return Err(self.ctx.fail(Reason::WrongType, "field `argv` must be an array".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
                         ev.argv = Some(raw);
@@ -695,10 +633,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                     if json_depth(raw.get()) + 1 > self.ctx.max_depth {
                         return Err(self.ctx.fail(
                             Reason::TooDeep,
-                            format!(
-                                "field `{key}` nests deeper than {} levels",
-                                self.ctx.max_depth
-                            ),
+                            format!("field `{key}` nests deeper than {} levels", self.ctx.max_depth),
                         ));
                     }
                 }
@@ -747,9 +682,8 @@ impl<'de> EventVisitor<'_> {
         role: Option<Str<'de>>,
         metric: Option<MetricObj<'de>>,
     ) -> Result<Event<'de>, E> {
-        let missing = |ctx: &mut Ctx, name: &str| {
-            ctx.fail::<E>(Reason::MissingField, format!("missing field `{name}`"))
-        };
+        let missing =
+            |ctx: &mut Ctx, name: &str| ctx.fail::<E>(Reason::MissingField, format!("missing field `{name}`"));
         let invalid = |ctx: &mut Ctx, detail: String| ctx.fail::<E>(Reason::InvalidValue, detail);
 
         let Some(ts) = ts else {
@@ -758,20 +692,14 @@ impl<'de> EventVisitor<'_> {
         match ts {
             TsRead::Millis(ms) => {
                 if !(MIN_TS_MS..=MAX_TS_MS).contains(&ms) {
-                    return Err(invalid(
-                        self.ctx,
-                        format!("field `ts`: epoch milliseconds {ms} out of range"),
-                    ));
+                    return Err(invalid(self.ctx, format!("field `ts`: epoch milliseconds {ms} out of range")));
                 }
                 ev.ts_ms = ms;
                 ev.ts = TsField::Millis(ms);
             }
             TsRead::Text(s) => {
                 let Some(ms) = parse_rfc3339_ms(&s) else {
-                    return Err(invalid(
-                        self.ctx,
-                        format!("field `ts`: {s:?} is not an RFC 3339 time"),
-                    ));
+                    return Err(invalid(self.ctx, format!("field `ts`: {s:?} is not an RFC 3339 time")));
                 };
                 ev.ts_ms = ms;
                 ev.ts = TsField::Text(s);
@@ -782,13 +710,7 @@ impl<'de> EventVisitor<'_> {
             return Err(missing(self.ctx, "agent_id"));
         };
         if agent_id.is_empty() || agent_id.len() > 256 {
-            return Err(invalid(
-                self.ctx,
-                format!(
-                    "field `agent_id` must be 1..256 bytes, is {}",
-                    agent_id.len()
-                ),
-            ));
+            return Err(invalid(self.ctx, format!("field `agent_id` must be 1..256 bytes, is {}", agent_id.len())));
         }
         ev.agent_id = agent_id;
 
@@ -820,9 +742,7 @@ impl<'de> EventVisitor<'_> {
                 other => {
                     return Err(invalid(
                         self.ctx,
-                        format!(
-                            "field `role`: {other:?} is not one of user, assistant, system, tool"
-                        ),
+                        format!("field `role`: {other:?} is not one of user, assistant, system, tool"),
                     ))
                 }
             });
@@ -837,20 +757,14 @@ impl<'de> EventVisitor<'_> {
             Kind::Net => &[("dest", ev.dest.is_some())],
             Kind::File => &[("path", ev.path.is_some())],
             Kind::Process => &[("cmd", ev.cmd.is_some())],
-            Kind::Metric => &[
-                ("metric.name", ev.metric_name.is_some()),
-                ("metric.value", ev.metric_value.is_some()),
-            ],
+            Kind::Metric => &[("metric.name", ev.metric_name.is_some()), ("metric.value", ev.metric_value.is_some())],
             _ => &[],
         };
         for &(name, present) in required {
             if !present {
                 return Err(self.ctx.fail(
                     Reason::MissingField,
-                    format!(
-                        "missing field `{name}` (required for kind {})",
-                        ev.kind.name()
-                    ),
+                    format!("missing field `{name}` (required for kind {})", ev.kind.name()),
                 ));
             }
         }
@@ -907,9 +821,7 @@ mod tests {
 
     #[test]
     fn unknown_kinds_and_fields_are_accepted() {
-        let e = ok(
-            r#"{"ts":0,"agent_id":"a","kind":"teleport","extra":{"x":[1,2]},"attrs":{"k":"v"}}"#,
-        );
+        let e = ok(r#"{"ts":0,"agent_id":"a","kind":"teleport","extra":{"x":[1,2]},"attrs":{"k":"v"}}"#);
         assert_eq!(e.kind, Kind::Other);
         assert_eq!(e.kind_name, "teleport");
         assert_eq!(e.step_symbol(), "teleport");
@@ -917,9 +829,7 @@ mod tests {
 
     #[test]
     fn nulls_read_as_absent() {
-        let e = ok(
-            r#"{"ts":0,"agent_id":"a","kind":"llm_call","session_id":null,"tokens":null,"args":null}"#,
-        );
+        let e = ok(r#"{"ts":0,"agent_id":"a","kind":"llm_call","session_id":null,"tokens":null,"args":null}"#);
         assert!(e.session_id.is_none());
         assert!(e.tokens_total().is_none());
     }
@@ -936,141 +846,41 @@ mod tests {
         let cases: &[(&[u8], Reason, &str)] = &[
             (b"{not json", Reason::InvalidJson, ""),
             (b"", Reason::InvalidJson, "empty"),
-            (
-                b"{\"ts\":0,\"agent_id\":\"a\",\"kind\":\"x\"} trailing",
-                Reason::InvalidJson,
-                "",
-            ),
-            (
-                b"{\"ts\":0,\"agent_id\":\"\xff\",\"kind\":\"x\"}",
-                Reason::InvalidUtf8,
-                "byte",
-            ),
-            (
-                br#"{"agent_id":"a","kind":"x"}"#,
-                Reason::MissingField,
-                "`ts`",
-            ),
-            (
-                br#"{"ts":0,"kind":"x"}"#,
-                Reason::MissingField,
-                "`agent_id`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a"}"#,
-                Reason::MissingField,
-                "`kind`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"tool_call"}"#,
-                Reason::MissingField,
-                "`tool`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"net"}"#,
-                Reason::MissingField,
-                "`dest`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"file"}"#,
-                Reason::MissingField,
-                "`path`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"process"}"#,
-                Reason::MissingField,
-                "`cmd`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"metric","metric":{"name":"x"}}"#,
-                Reason::MissingField,
-                "metric.value",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"metric"}"#,
-                Reason::MissingField,
-                "metric.name",
-            ),
-            (
-                br#"{"ts":0,"agent_id":7,"kind":"x"}"#,
-                Reason::WrongType,
-                "`agent_id`",
-            ),
-            (
-                br#"{"ts":1.5,"agent_id":"a","kind":"x"}"#,
-                Reason::WrongType,
-                "`ts`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"llm_call","tokens":{"input":-1}}"#,
-                Reason::WrongType,
-                "`tokens`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"net","dest":"h","bytes_out":"9"}"#,
-                Reason::WrongType,
-                "`bytes_out`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"x","privileged":"yes"}"#,
-                Reason::WrongType,
-                "`privileged`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"x","args":[1]}"#,
-                Reason::WrongType,
-                "`args`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"x","attrs":"s"}"#,
-                Reason::WrongType,
-                "`attrs`",
-            ),
+            (b"{\"ts\":0,\"agent_id\":\"a\",\"kind\":\"x\"} trailing", Reason::InvalidJson, ""),
+            (b"{\"ts\":0,\"agent_id\":\"\xff\",\"kind\":\"x\"}", Reason::InvalidUtf8, "byte"),
+            (br#"{"agent_id":"a","kind":"x"}"#, Reason::MissingField, "`ts`"),
+            (br#"{"ts":0,"kind":"x"}"#, Reason::MissingField, "`agent_id`"),
+            (br#"{"ts":0,"agent_id":"a"}"#, Reason::MissingField, "`kind`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"tool_call"}"#, Reason::MissingField, "`tool`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"net"}"#, Reason::MissingField, "`dest`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"file"}"#, Reason::MissingField, "`path`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"process"}"#, Reason::MissingField, "`cmd`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"metric","metric":{"name":"x"}}"#, Reason::MissingField, "metric.value"),
+            (br#"{"ts":0,"agent_id":"a","kind":"metric"}"#, Reason::MissingField, "metric.name"),
+            (br#"{"ts":0,"agent_id":7,"kind":"x"}"#, Reason::WrongType, "`agent_id`"),
+            (br#"{"ts":1.5,"agent_id":"a","kind":"x"}"#, Reason::WrongType, "`ts`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"llm_call","tokens":{"input":-1}}"#, Reason::WrongType, "`tokens`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"net","dest":"h","bytes_out":"9"}"#, Reason::WrongType, "`bytes_out`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"x","privileged":"yes"}"#, Reason::WrongType, "`privileged`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"x","args":[1]}"#, Reason::WrongType, "`args`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"x","attrs":"s"}"#, Reason::WrongType, "`attrs`"),
             (
                 br#"{"ts":0,"agent_id":"a","kind":"metric","metric":{"name":"x","value":"1"}}"#,
                 Reason::WrongType,
                 "`metric`",
             ),
             (br#"[1,2]"#, Reason::WrongType, "event"),
-            (
-                br#"{"ts":"yesterday","agent_id":"a","kind":"x"}"#,
-                Reason::InvalidValue,
-                "`ts`",
-            ),
-            (
-                br#"{"ts":-1,"agent_id":"a","kind":"x"}"#,
-                Reason::InvalidValue,
-                "`ts`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"","kind":"x"}"#,
-                Reason::InvalidValue,
-                "`agent_id`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"x","outcome":"maybe"}"#,
-                Reason::InvalidValue,
-                "`outcome`",
-            ),
-            (
-                br#"{"ts":0,"agent_id":"a","kind":"message","role":"god"}"#,
-                Reason::InvalidValue,
-                "`role`",
-            ),
-            (
-                br#"{"ts":0,"ts":1,"agent_id":"a","kind":"x"}"#,
-                Reason::DuplicateField,
-                "`ts`",
-            ),
+            (br#"{"ts":"yesterday","agent_id":"a","kind":"x"}"#, Reason::InvalidValue, "`ts`"),
+            (br#"{"ts":-1,"agent_id":"a","kind":"x"}"#, Reason::InvalidValue, "`ts`"),
+            (br#"{"ts":0,"agent_id":"","kind":"x"}"#, Reason::InvalidValue, "`agent_id`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"x","outcome":"maybe"}"#, Reason::InvalidValue, "`outcome`"),
+            (br#"{"ts":0,"agent_id":"a","kind":"message","role":"god"}"#, Reason::InvalidValue, "`role`"),
+            (br#"{"ts":0,"ts":1,"agent_id":"a","kind":"x"}"#, Reason::DuplicateField, "`ts`"),
         ];
         for (input, reason, needle) in cases {
             let r = rejected(input);
             assert_eq!(r.reason, *reason, "{}: {r}", String::from_utf8_lossy(input));
-            assert!(
-                r.detail.contains(needle),
-                "{}: {r} lacks {needle}",
-                String::from_utf8_lossy(input)
-            );
+            assert!(r.detail.contains(needle), "{}: {r} lacks {needle}", String::from_utf8_lossy(input));
         }
     }
 
@@ -1084,20 +894,13 @@ mod tests {
 
     #[test]
     fn size_limit_applies_before_parsing() {
-        let limits = Limits {
-            max_event_bytes: 40,
-            ..Limits::default()
-        };
+        let limits = Limits { max_event_bytes: 40, ..Limits::default() };
         let line = br#"{"ts":0,"agent_id":"a","kind":"x","attrs":{"k":"0123456789"}}"#;
         assert_eq!(decode(line, &limits).unwrap_err().reason, Reason::TooLarge);
     }
 
     fn nested(field: &str, depth: usize) -> String {
-        format!(
-            r#"{{"ts":0,"agent_id":"a","kind":"x","{field}":{}1{}}}"#,
-            "[".repeat(depth),
-            "]".repeat(depth)
-        )
+        format!(r#"{{"ts":0,"agent_id":"a","kind":"x","{field}":{}1{}}}"#, "[".repeat(depth), "]".repeat(depth))
     }
 
     #[test]

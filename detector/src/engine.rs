@@ -1,11 +1,13 @@
-//! The engine: a fixed number of shards, agents assigned to shards by a stable hash of `agent_id`.
+//! The engine: a fixed number of shards (agents assigned by a stable hash of `agent_id`) and the class
+//! table they share, synchronised at deterministic barriers.
 //!
-//! The number of shards is configuration, never derived from the machine, so any number of threads
-//! (each owning a subset of the shards) produces byte-identical output. In Kafka mode a partition is
-//! the natural shard; in replay, shards are processed in parallel and their outputs merged in input
-//! order by the driver.
+//! The number of shards and the barrier interval are configuration, never derived from the machine,
+//! so any number of threads (each owning a subset of the shards) produces byte-identical output. A
+//! barrier falls after every `class_sync_events` events in input order; at it the shards' class logs
+//! are applied to the class table in shard order ([`crate::classes`]).
 
 use crate::alert::Position;
+use crate::classes::ClassTable;
 use crate::config::{ConfigError, EngineConfig};
 use crate::event::Event;
 use crate::hash::{hash_str, ns};
@@ -15,6 +17,9 @@ use std::sync::Arc;
 pub struct Engine {
     cfg: Arc<EngineConfig>,
     shards: Vec<Shard>,
+    classes: ClassTable,
+    /// Events processed since the last barrier.
+    since_sync: usize,
 }
 
 impl Engine {
@@ -22,10 +27,9 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Result<Engine, ConfigError> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
-        let shards = (0..cfg.engine.shards)
-            .map(|_| Shard::new(Arc::clone(&cfg)))
-            .collect();
-        Ok(Engine { cfg, shards })
+        let shards = (0..cfg.engine.shards).map(|_| Shard::new(Arc::clone(&cfg))).collect();
+        let classes = ClassTable::new(cfg.engine.max_classes);
+        Ok(Engine { cfg, shards, classes, since_sync: 0 })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -42,14 +46,43 @@ impl Engine {
         &self.shards
     }
 
-    pub fn shards_mut(&mut self) -> &mut [Shard] {
-        &mut self.shards
+    pub fn classes(&self) -> &ClassTable {
+        &self.classes
     }
 
-    /// Processes one event on its shard (the single-threaded path).
+    /// Processes one event on its shard (the single-threaded path), with barriers as configured.
     pub fn process(&mut self, ev: &Event, pos: Position) -> Verdict {
         let s = self.shard_of(&ev.agent_id);
-        self.shards[s].process(ev, pos)
+        let v = self.shards[s].process(&self.classes, ev, pos);
+        self.finish_events(1);
+        v
+    }
+
+    /// Events that may still be processed before the next barrier.
+    pub fn until_sync(&self) -> usize {
+        self.cfg.engine.class_sync_events - self.since_sync
+    }
+
+    /// The class table (read-only) and the shards, for drivers that process shards in parallel. They
+    /// must process at most [`Engine::until_sync`] events, then call [`Engine::finish_events`].
+    pub fn parts(&mut self) -> (&ClassTable, &mut [Shard]) {
+        (&self.classes, &mut self.shards)
+    }
+
+    /// Counts `n` processed events; at the end of an epoch, applies the class logs.
+    pub fn finish_events(&mut self, n: usize) {
+        self.since_sync += n;
+        if self.since_sync >= self.cfg.engine.class_sync_events {
+            self.sync();
+        }
+    }
+
+    /// The barrier: applies every shard's class log, in shard order.
+    pub fn sync(&mut self) {
+        for s in &mut self.shards {
+            self.classes.apply(s.class_log());
+        }
+        self.since_sync = 0;
     }
 
     /// Counters summed over shards.

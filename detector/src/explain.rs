@@ -36,8 +36,7 @@ fn outcome_name(o: Outcome) -> Option<&'static str> {
 /// Evidence for the triggering event, with its text redacted per configuration.
 pub fn event_evidence(ev: &Event, pos: Position, cfg: &EvidenceConfig) -> Evidence {
     let (obj, value) = object_of(ev);
-    let payload =
-        crate::score::entropy::text_of(ev).map(|(field, text)| payload_evidence(field, &text, cfg));
+    let payload = crate::score::entropy::text_of(ev).map(|(field, text)| payload_evidence(field, &text, cfg));
     Evidence {
         ts_ms: ev.ts_ms,
         kind: ev.kind_name.to_string(),
@@ -77,19 +76,12 @@ pub fn prev_evidence(prev: &PrevEvent) -> Option<Evidence> {
     if !prev.valid {
         return None;
     }
-    let kind = Kind::ALL
-        .get(prev.kind as usize)
-        .copied()
-        .unwrap_or(Kind::Other);
+    let kind = Kind::ALL.get(prev.kind as usize).copied().unwrap_or(Kind::Other);
     Some(Evidence {
         ts_ms: prev.ts_ms,
         kind: kind.name().to_string(),
-        object: (prev.object != 0).then(|| {
-            (
-                OBJECT_FIELDS[prev.object as usize % OBJECT_FIELDS.len()],
-                prev.label.as_str().to_string(),
-            )
-        }),
+        object: (prev.object != 0)
+            .then(|| (OBJECT_FIELDS[prev.object as usize % OBJECT_FIELDS.len()], prev.label.as_str().to_string())),
         outcome: None,
         privileged: false,
         id: None,
@@ -153,67 +145,48 @@ pub fn title(comp: Comp, ev: &Event, card: &Card, window_secs: u64, old_class: &
             } else {
                 format!("{} events", ev.kind_name)
             };
-            format!(
-                "Call-rate spike: {} {what} in {window_secs}s (usual {:.1})",
-                d.count, d.mean
-            )
+            format!("Call-rate spike: {} {what} in {window_secs}s (usual {:.1})", d.count, d.mean)
         }
-        Comp::Tokens => format!(
-            "Token spike: {} tokens in one LLM call (usual ~{:.0})",
-            card.tokens.value, card.tokens.typical
-        ),
+        Comp::Tokens => {
+            format!("Token spike: {} tokens in one LLM call (usual ~{:.0})", card.tokens.value, card.tokens.typical)
+        }
         Comp::Metric => {
             let d = &card.metric;
             let name = match d.signal {
-                crate::score::numeric::Signal::Metric => {
-                    ev.metric_name.as_deref().unwrap_or("metric").to_string()
-                }
+                crate::score::numeric::Signal::Metric => ev.metric_name.as_deref().unwrap_or("metric").to_string(),
                 s => s.label().to_string(),
             };
-            format!(
-                "Unusual {name}: {} (usual ~{:.1})",
-                fmt_num(d.value),
-                d.typical
-            )
+            format!("Unusual {name}: {} (usual ~{:.1})", fmt_num(d.value), d.typical)
         }
         Comp::Sequence => {
             let d = &card.sequence;
-            if d.p_len < d.p_step {
+            if d.p_repeat < d.p_step.min(d.p_len) {
+                format!(
+                    "Agent loop: {} called {} times in a row with the same arguments",
+                    truncate(ev.step_symbol(), 80),
+                    d.repeats + 1
+                )
+            } else if d.p_len < d.p_step {
                 format!("Unusually long session: {} steps", d.session_len)
             } else {
-                format!(
-                    "Unusual step for this agent class: {}",
-                    truncate(ev.step_symbol(), 80)
-                )
+                format!("Unusual step for this agent class: {}", truncate(ev.step_symbol(), 80))
             }
         }
         Comp::Entropy => {
             let d = &card.entropy;
-            let to = match (
-                ev.kind,
-                ev.dest.as_deref(),
-                ev.tool.as_deref(),
-                ev.path.as_deref(),
-            ) {
+            let to = match (ev.kind, ev.dest.as_deref(), ev.tool.as_deref(), ev.path.as_deref()) {
                 (Kind::Net, Some(dest), _, _) => format!(" to {}", truncate(dest, 80)),
                 (Kind::ToolCall, _, Some(t), _) => format!(" to tool {}", truncate(t, 80)),
                 (Kind::File, _, _, Some(p)) => format!(" in {}", truncate(p, 80)),
                 _ => String::new(),
             };
-            if d.p_accumulated < d.p_single {
+            if card.acc[Comp::Entropy as usize].p < d.p_single {
                 format!("Repeated encoded data in {} {}{to}", ev.kind_name, d.field)
             } else {
-                format!(
-                    "Encoded data in {} {}{to}: {} random-looking bytes",
-                    ev.kind_name, d.field, d.random_bytes
-                )
+                format!("Encoded data in {} {}{to}: {} random-looking bytes", ev.kind_name, d.field, d.random_bytes)
             }
         }
-        Comp::Escalation => format!(
-            "Repeated privilege escalation: {} ({})",
-            event_label(ev),
-            ev.outcome.name()
-        ),
+        Comp::Escalation => format!("Repeated privilege escalation: {} ({})", event_label(ev), ev.outcome.name()),
         Comp::FirstSeen => {
             let d = &card.novelty;
             match d.strongest.map(|i| &d.values[i]) {
@@ -226,11 +199,9 @@ pub fn title(comp: Comp, ev: &Event, card: &Card, window_secs: u64, old_class: &
                 None => "First-seen value".to_string(),
             }
         }
-        Comp::ClassChange => format!(
-            "Agent class changed from {} to {}",
-            truncate(old_class, 80),
-            truncate(ev.class(), 80)
-        ),
+        Comp::ClassChange => {
+            format!("Agent class changed from {} to {}", truncate(old_class, 80), truncate(ev.class(), 80))
+        }
     }
 }
 
@@ -253,12 +224,7 @@ pub fn reason(
     old_class: &str,
 ) -> String {
     let mut out = String::with_capacity(256);
-    let _ = write!(
-        out,
-        "fused p={} over {} component(s)",
-        fmt_p(fused_p),
-        order.len()
-    );
+    let _ = write!(out, "fused p={} over {} component(s)", fmt_p(fused_p), order.len());
     for &c in order {
         let s = card.get(c);
         out.push_str("; ");
@@ -277,11 +243,7 @@ pub fn reason(
                 );
             }
             Comp::Tokens | Comp::Metric => {
-                let d = if c == Comp::Tokens {
-                    &card.tokens
-                } else {
-                    &card.metric
-                };
+                let d = if c == Comp::Tokens { &card.tokens } else { &card.metric };
                 let _ = write!(
                     out,
                     "{} = {} vs typical {:.1} (log-scale sd {:.2}) for {}",
@@ -303,23 +265,25 @@ pub fn reason(
                     d.pair_count,
                     d.symbol_count,
                     truncate(&class.name, 80),
-                    d.session_len,
+                                        d.session_len,
                     fmt_p(d.p_len)
                 );
+                if d.repeats > 0 {
+                    let _ =
+                        write!(out, "; the same call repeated {} times in a row (p={})", d.repeats, fmt_p(d.p_repeat));
+                }
             }
             Comp::Entropy => {
                 let d = &card.entropy;
                 let _ = write!(
                     out,
-                    "{} of {} bytes of {} in random-looking tokens (p={} against class {}'s {} texts); accumulated evidence {:.1} nats (p={})",
+                    "{} of {} bytes of {} in random-looking tokens (p={} against class {}'s {} texts)",
                     d.random_bytes,
                     d.len,
                     d.field,
                     fmt_p(d.p_single),
                     truncate(&class.name, 80),
                     ev.kind_name,
-                    d.evidence,
-                    fmt_p(d.p_accumulated)
                 );
             }
             Comp::Escalation => {
@@ -348,20 +312,10 @@ pub fn reason(
                         "{} {:?} new to {} (novelty rate p={})",
                         v.field.name(),
                         truncate(novelty::value_text(ev, v), 120),
-                        if v.class_new {
-                            "the class"
-                        } else {
-                            "this agent"
-                        },
+                        if v.class_new { "the class" } else { "this agent" },
                         fmt_p(v.p)
                     );
                 }
-                let _ = write!(
-                    out,
-                    "; accumulated evidence {:.1} nats (p={})",
-                    d.evidence,
-                    fmt_p(d.p_accumulated)
-                );
             }
             Comp::ClassChange => {
                 let _ = write!(
@@ -372,6 +326,14 @@ pub fn reason(
                     truncate(ev.class(), 80)
                 );
             }
+        }
+        if let Some(a) = card.acc.get(c as usize).filter(|a| a.evidence > 0.0 && a.p < 1.0) {
+            let _ = write!(
+                out,
+                "; accumulated over recent events: {:.1} nats of excess surprise (p={})",
+                a.evidence,
+                fmt_p(a.p)
+            );
         }
     }
     out

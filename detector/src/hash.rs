@@ -70,11 +70,7 @@ mod tests {
     #[test]
     fn hashes_are_stable_across_versions() {
         // Pinned: these decide shard placement, and so the output of every replay.
-        let pinned = [
-            hash_str(0, ""),
-            hash_str(0, "a"),
-            hash_str(1, "support-bot-007"),
-        ];
+        let pinned = [hash_str(0, ""), hash_str(0, "a"), hash_str(1, "support-bot-007")];
         assert_eq!(pinned, PINNED);
     }
 
@@ -90,9 +86,6 @@ mod tests {
         for i in 0..16_000 {
             per_shard[(hash_str(ns::SHARD, &format!("agent-{i}")) % 16) as usize] += 1;
         }
-        assert!(
-            per_shard.iter().all(|&c| (800..1200).contains(&c)),
-            "{per_shard:?}"
-        );
+        assert!(per_shard.iter().all(|&c| (800..1200).contains(&c)), "{per_shard:?}");
     }
 }

@@ -37,11 +37,7 @@ pub fn write_str(out: &mut String, s: &str) {
 /// Appends a probability-like value in `[0, 1]` with at most four decimals, trailing zeros dropped
 /// (`0`, `0.5`, `0.1234`, `1`).
 pub fn write_unit(out: &mut String, v: f64) {
-    let v = if v.is_finite() {
-        v.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
     let n = (v * 10_000.0).round() as u32;
     if n == 0 {
         out.push('0');

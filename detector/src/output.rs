@@ -77,17 +77,10 @@ mod tests {
             },
             alert: None,
         };
-        let ev = decode(
-            br#"{"ts":1795756802500,"agent_id":"a","kind":"x"}"#,
-            &Limits::default(),
-        )
-        .unwrap();
+        let ev = decode(br#"{"ts":1795756802500,"agent_id":"a","kind":"x"}"#, &Limits::default()).unwrap();
         let mut s = String::new();
         write_score_line(&mut s, &ev, &v);
-        assert_eq!(
-            s,
-            r#"{"ts":1795756802500,"agent_id":"a","score":0.25,"components":{"rate":0.1,"sequence":0.93}}"#
-        );
+        assert_eq!(s, r#"{"ts":1795756802500,"agent_id":"a","score":0.25,"components":{"rate":0.1,"sequence":0.93}}"#);
         let ev = decode(
             br#"{"ts":"2026-11-27T05:00:00+01:00","agent_id":"a","session_id":"s","kind":"x"}"#,
             &Limits::default(),
@@ -95,9 +88,6 @@ mod tests {
         .unwrap();
         let mut s = String::new();
         write_score_line(&mut s, &ev, &v);
-        assert!(
-            s.starts_with(r#"{"ts":"2026-11-27T05:00:00+01:00","agent_id":"a","session_id":"s","#),
-            "{s}"
-        );
+        assert!(s.starts_with(r#"{"ts":"2026-11-27T05:00:00+01:00","agent_id":"a","session_id":"s","#), "{s}");
     }
 }

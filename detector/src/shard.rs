@@ -1,18 +1,20 @@
 //! A shard: the agents that hash to it, their classes' baselines, and the per-event pipeline
 //! `(state, event) -> (state', score, alert)`.
 //!
-//! A shard is self-contained and deterministic: it never looks at a clock, a random generator or any
-//! other shard, so shards can be processed on any number of threads with identical output. Agents and
-//! classes live in slabs with least-recently-active lists; beyond their caps the least recently active
-//! is evicted and its slot reused, so memory is flat under a flood of new identities.
+//! A shard is deterministic: it never looks at a clock, a random generator or any other shard, and it
+//! reads class baselines only from the [`ClassTable`] as it stood at the last barrier (what it would
+//! teach a class goes to its [`ClassLog`]), so shards can be processed on any number of threads with
+//! identical output. Agents live in a slab with a least-recently-active list; beyond the cap the least
+//! recently active is evicted and its slot reused, so memory is flat under a flood of new identities.
 
 use crate::alert::{alert_id, Action, Alert, Position, Severity};
+use crate::classes::{ClassLog, ClassOp, ClassTable};
 use crate::config::EngineConfig;
 use crate::event::{Event, Kind};
 use crate::explain;
 use crate::hash::{combine, hash_str, ns};
-use crate::score::{self, Card, Comp, Ctx};
-use crate::state::{AgentState, ClassState, Label, PrevEvent};
+use crate::score::{self, Card, ClassSink, Comp, Ctx};
+use crate::state::{AgentState, Label, PrevEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
 use vigil_models::{fuse, score_from_p};
@@ -20,6 +22,7 @@ use vigil_models::{fuse, score_from_p};
 const NIL: u32 = u32::MAX;
 /// p-value of an agent whose class changed: an identity violation, not a statistical question.
 const CLASS_CHANGE_P: f64 = 1e-12;
+
 /// Fused p-value below which an event teaches baselines only at the reduced weight.
 const ANOMALOUS_P: f64 = 1e-3;
 
@@ -39,7 +42,6 @@ pub struct ShardStats {
     pub suppressed_actions: u64,
     pub class_changes: u64,
     pub agents_evicted: u64,
-    pub classes_evicted: u64,
 }
 
 impl ShardStats {
@@ -53,7 +55,6 @@ impl ShardStats {
         self.suppressed_actions += o.suppressed_actions;
         self.class_changes += o.class_changes;
         self.agents_evicted += o.agents_evicted;
-        self.classes_evicted += o.classes_evicted;
     }
 }
 
@@ -73,13 +74,7 @@ pub struct Verdict {
 
 impl Verdict {
     fn duplicate() -> Verdict {
-        Verdict {
-            duplicate: true,
-            late: false,
-            score: 0.0,
-            components: [None; Comp::COUNT],
-            alert: None,
-        }
+        Verdict { duplicate: true, late: false, score: 0.0, components: [None; Comp::COUNT], alert: None }
     }
 }
 
@@ -91,10 +86,7 @@ struct Lru {
 }
 
 impl Lru {
-    const EMPTY: Lru = Lru {
-        head: NIL,
-        tail: NIL,
-    };
+    const EMPTY: Lru = Lru { head: NIL, tail: NIL };
 }
 
 trait Linked {
@@ -102,12 +94,6 @@ trait Linked {
 }
 
 impl Linked for AgentState {
-    fn links(&mut self) -> (&mut u32, &mut u32) {
-        (&mut self.lru_prev, &mut self.lru_next)
-    }
-}
-
-impl Linked for ClassState {
     fn links(&mut self) -> (&mut u32, &mut u32) {
         (&mut self.lru_prev, &mut self.lru_next)
     }
@@ -164,9 +150,7 @@ pub struct Shard {
     agents: Vec<AgentState>,
     agent_lru: Lru,
     max_agents: usize,
-    class_index: HashMap<u64, u32>,
-    classes: Vec<ClassState>,
-    class_lru: Lru,
+    log: ClassLog,
     card: Card,
     tick: u64,
     stats: ShardStats,
@@ -184,9 +168,7 @@ impl Shard {
             agents: Vec::new(),
             agent_lru: Lru::EMPTY,
             max_agents,
-            class_index: HashMap::new(),
-            classes: Vec::new(),
-            class_lru: Lru::EMPTY,
+            log: ClassLog::default(),
             card: Card::default(),
             tick: 0,
             stats: ShardStats::default(),
@@ -202,41 +184,19 @@ impl Shard {
         self.agent_index.len()
     }
 
-    /// Classes currently tracked.
-    pub fn classes(&self) -> usize {
-        self.class_index.len()
-    }
-
-    /// The slab index of the class named `name` (hash `h`), created (or recycled) when absent.
-    fn class_slot(&mut self, name: &str, h: u64) -> u32 {
-        if let Some(&i) = self.class_index.get(&h) {
-            touch(&mut self.classes, &mut self.class_lru, i);
-            return i;
-        }
-        let i = if self.classes.len() < self.cfg.engine.max_classes_per_shard {
-            self.classes.push(ClassState::new(name, h));
-            (self.classes.len() - 1) as u32
-        } else {
-            let victim = self.class_lru.tail;
-            unlink(&mut self.classes, &mut self.class_lru, victim);
-            self.class_index.remove(&self.classes[victim as usize].hash);
-            self.classes[victim as usize] = ClassState::new(name, h);
-            self.stats.classes_evicted += 1;
-            victim
-        };
-        self.class_index.insert(h, i);
-        push_front(&mut self.classes, &mut self.class_lru, i);
-        i
+    /// What this shard would teach classes since the last barrier.
+    pub fn class_log(&mut self) -> &mut ClassLog {
+        &mut self.log
     }
 
     /// The slab index of the agent, created (or recycled from the least recently active) when absent.
-    fn agent_slot(&mut self, agent_id: &str, class: u32, class_hash: u64) -> u32 {
+    fn agent_slot(&mut self, agent_id: &str, class_hash: u64) -> u32 {
         if let Some(&i) = self.agent_index.get(agent_id) {
             touch(&mut self.agents, &mut self.agent_lru, i);
             return i;
         }
         let i = if self.agents.len() < self.max_agents {
-            self.agents.push(AgentState::new(class, class_hash));
+            self.agents.push(AgentState::new(class_hash));
             self.agent_keys.push(agent_id.into());
             (self.agents.len() - 1) as u32
         } else {
@@ -245,27 +205,26 @@ impl Shard {
             let old_key = std::mem::replace(&mut self.agent_keys[victim as usize], agent_id.into());
             self.agent_index.remove(&old_key);
             let old_class = self.agents[victim as usize].class_hash;
-            if let Some(&c) = self.class_index.get(&old_class) {
-                let c = &mut self.classes[c as usize];
-                c.agents = c.agents.saturating_sub(1);
-            }
-            self.agents[victim as usize] = AgentState::new(class, class_hash);
+            self.log.push(old_class, ClassOp::Agents(-1));
+            self.agents[victim as usize] = AgentState::new(class_hash);
             self.stats.agents_evicted += 1;
             victim
         };
         self.agent_index.insert(agent_id.into(), i);
         push_front(&mut self.agents, &mut self.agent_lru, i);
-        self.classes[class as usize].agents += 1;
+        self.log.push(class_hash, ClassOp::Agents(1));
         i
     }
 
     /// Scores one event, updates state, and returns the verdict (with the alert it opens, if any).
-    pub fn process(&mut self, ev: &Event, pos: Position) -> Verdict {
+    pub fn process(&mut self, classes: &ClassTable, ev: &Event, pos: Position) -> Verdict {
         self.tick += 1;
         let class_name = ev.class();
         let class_hash = hash_str(ns::CLASS, class_name);
-        let ci = self.class_slot(class_name, class_hash);
-        let ai = self.agent_slot(&ev.agent_id, ci, class_hash);
+        if !classes.contains(class_hash) {
+            self.log.note_new_class(class_hash, class_name);
+        }
+        let ai = self.agent_slot(&ev.agent_id, class_hash);
 
         if let Some(id) = ev.id.as_deref() {
             if !self.agents[ai as usize].record_id(hash_str(ns::EVENT_ID, id)) {
@@ -287,20 +246,16 @@ impl Shard {
         };
         let old_class_name = if class_changed {
             self.stats.class_changes += 1;
-            let old = self.class_index.get(&old_class_hash).copied();
-            if let Some(o) = old {
-                self.classes[o as usize].agents = self.classes[o as usize].agents.saturating_sub(1);
-            }
-            self.classes[ci as usize].agents += 1;
-            old.map(|o| self.classes[o as usize].name.to_string())
-                .unwrap_or_default()
+            self.log.push(old_class_hash, ClassOp::Agents(-1));
+            self.log.push(class_hash, ClassOp::Agents(1));
+            classes.name(old_class_hash).unwrap_or("").to_string()
         } else {
             String::new()
         };
 
         let agent = &mut self.agents[ai as usize];
-        let class = &mut self.classes[ci as usize];
-        agent.class = ci;
+        let class = classes.get(class_hash);
+        let mut sink = ClassSink { hash: class_hash, log: &mut self.log };
         agent.class_hash = class_hash;
         ctx.late = agent.newest_ts != i64::MIN && ts < agent.newest_ts - lateness_ms;
         if ctx.late {
@@ -320,14 +275,7 @@ impl Shard {
 
         let d = &cfg.detectors;
         if !ctx.late && d.rate {
-            score::rate::advance(
-                &ctx,
-                d.anomalous_learning_weight,
-                d.alert_score,
-                agent,
-                class,
-                ts,
-            );
+            score::rate::advance(&ctx, d.anomalous_learning_weight, d.alert_score, agent, &mut sink, ts);
         }
 
         // Score.
@@ -349,17 +297,18 @@ impl Shard {
             score::sequence::score(agent, class, ev, card);
         }
         if d.entropy {
-            score::entropy::score(&ctx, ts, agent, class, ev, card);
+            score::entropy::score(class, ev, card);
         }
         if d.escalation {
             score::escalation::score(&ctx, ts, agent, class, ev, card);
         }
         if d.first_seen {
-            score::novelty::score(&ctx, ts, agent, class, ev, card);
+            score::novelty::score(agent, class, ev, card);
         }
         if d.class_change && class_changed {
             card.get_mut(Comp::ClassChange).set(CLASS_CHANGE_P, true);
         }
+        score::evidence::score(&ctx, ts, agent, class, card);
 
         // Fuse: all applicable components for the score, warm ones for the alert decision.
         let mut all = [1.0f64; Comp::COUNT];
@@ -373,6 +322,11 @@ impl Shard {
                 continue;
             }
             components[c as usize] = Some(score_from_p(s.p) as f32);
+            // Fusion counts the components that carry evidence (p < 1); a component that found
+            // nothing unusual has reported no p-value, and must not dilute the ones that did.
+            if s.p >= 1.0 {
+                continue;
+            }
             all[n_all] = s.p;
             n_all += 1;
             if s.warm {
@@ -385,11 +339,7 @@ impl Shard {
         let fused_warm = fuse(&warm[..n_warm]);
         let score = score_from_p(fused_all.p);
         let alert_score = score_from_p(fused_warm.p);
-        let weight = if fused_all.p < ANOMALOUS_P {
-            d.anomalous_learning_weight
-        } else {
-            1.0
-        };
+        let weight = if fused_all.p < ANOMALOUS_P { d.anomalous_learning_weight } else { 1.0 };
 
         // Alert: a new group opens for (session, detector) unless one is open within the cooldown.
         let mut alert = None;
@@ -402,10 +352,8 @@ impl Shard {
                     hash_str(ns::NAME, detector),
                 );
                 let cooldown_ms = cfg.engine.cooldown_secs as i64 * 1000;
-                let open = agent
-                    .groups
-                    .iter()
-                    .position(|&(k, opened)| k == group && ts < opened.saturating_add(cooldown_ms));
+                let open =
+                    agent.groups.iter().position(|&(k, opened)| k == group && ts < opened.saturating_add(cooldown_ms));
                 if open.is_some() {
                     self.stats.grouped += 1;
                 } else {
@@ -413,11 +361,7 @@ impl Shard {
                         .groups
                         .iter()
                         .position(|&(k, _)| k == group)
-                        .unwrap_or_else(|| {
-                            (0..agent.groups.len())
-                                .min_by_key(|&i| agent.groups[i].1)
-                                .unwrap_or(0)
-                        });
+                        .unwrap_or_else(|| (0..agent.groups.len()).min_by_key(|&i| agent.groups[i].1).unwrap_or(0));
                     agent.groups[slot] = (group, ts);
                     let severity = Severity::from_score(alert_score, d.alert_score);
                     let wanted = cfg.actions.for_severity(severity);
@@ -426,11 +370,8 @@ impl Shard {
                         self.stats.suppressed_actions += 1;
                     }
                     // Contributing components, strongest first.
-                    let mut order: Vec<Comp> = warm_comps[..n_warm]
-                        .iter()
-                        .copied()
-                        .filter(|c| card.get(*c).p < 1.0)
-                        .collect();
+                    let mut order: Vec<Comp> =
+                        warm_comps[..n_warm].iter().copied().filter(|c| card.get(*c).p < 1.0).collect();
                     order.sort_by(|a, b| card.get(*a).p.total_cmp(&card.get(*b).p).then(a.cmp(b)));
                     let window_secs = d.rate_window_secs;
                     let mut evidence = vec![explain::event_evidence(ev, pos, &cfg.evidence)];
@@ -438,14 +379,7 @@ impl Shard {
                         evidence.push(prev);
                     }
                     alert = Some(Alert {
-                        id: alert_id(
-                            &ev.agent_id,
-                            ev.session_id.as_deref(),
-                            detector,
-                            "",
-                            ts,
-                            ordinal,
-                        ),
+                        id: alert_id(&ev.agent_id, ev.session_id.as_deref(), detector, "", ts, ordinal),
                         ts_ms: ts,
                         agent_id: ev.agent_id.to_string(),
                         agent: class_name.to_string(),
@@ -453,22 +387,12 @@ impl Shard {
                         detector: detector.to_string(),
                         components: Comp::ALL
                             .iter()
-                            .filter_map(|c| {
-                                components[*c as usize].map(|s| (c.name().to_string(), s as f64))
-                            })
+                            .filter_map(|c| components[*c as usize].map(|s| (c.name().to_string(), s as f64)))
                             .collect(),
                         severity,
                         score: alert_score,
                         title: explain::title(comp, ev, card, window_secs, &old_class_name),
-                        reason: explain::reason(
-                            ev,
-                            card,
-                            class,
-                            fused_warm.p,
-                            &order,
-                            window_secs,
-                            &old_class_name,
-                        ),
+                        reason: explain::reason(ev, card, class, fused_warm.p, &order, window_secs, &old_class_name),
                         evidence,
                         tags: explain::tags(comp, ev, card),
                         action,
@@ -486,20 +410,21 @@ impl Shard {
                 score::rate::learn(&ctx, agent, ev);
             }
             if d.tokens || d.metric {
-                score::numeric::learn(&ctx, agent, class, ev, weight);
+                score::numeric::learn(&ctx, agent, &mut sink, ev, weight);
             }
             if d.sequence {
-                score::sequence::learn(&ctx, agent, class, ev, card, weight);
+                score::sequence::learn(&ctx, agent, &mut sink, ev, card, weight);
             }
             if d.entropy {
-                score::entropy::learn(&ctx, ts, agent, class, ev, card, weight);
+                score::entropy::learn(&ctx, &mut sink, card, weight);
             }
             if d.escalation {
-                score::escalation::learn(&ctx, ts, agent, class, ev, card, weight);
+                score::escalation::learn(&ctx, ts, agent, &mut sink, ev, card, weight);
             }
             if d.first_seen {
-                score::novelty::learn(&ctx, ts, agent, class, card, weight);
+                score::novelty::learn(&ctx, agent, &mut sink, card, weight);
             }
+            score::evidence::learn(&ctx, ts, agent, &mut sink, card, weight, alert.is_some());
         }
 
         agent.newest_ts = agent.newest_ts.max(ts);
@@ -515,27 +440,16 @@ impl Shard {
             position: pos,
             session: 0,
         };
-        class.events += 1;
+        sink.push(ClassOp::Event);
         self.stats.events += 1;
 
-        Verdict {
-            duplicate: false,
-            late: ctx.late,
-            score,
-            components,
-            alert,
-        }
+        Verdict { duplicate: false, late: ctx.late, score, components, alert }
     }
 }
 
 /// Per agent, at most one `kill` and one `contain` per cooldown: a later one is downgraded to `notify`
 /// and the withheld action reported.
-fn apply_cooldown(
-    agent: &mut AgentState,
-    wanted: Action,
-    ts: i64,
-    cooldown_ms: i64,
-) -> (Action, Option<Action>) {
+fn apply_cooldown(agent: &mut AgentState, wanted: Action, ts: i64, cooldown_ms: i64) -> (Action, Option<Action>) {
     let last = match wanted {
         Action::Kill => &mut agent.last_kill_ts,
         Action::Contain => &mut agent.last_contain_ts,

@@ -8,7 +8,7 @@ use crate::alert::Position;
 use crate::event::Kind;
 use vigil_models::calibrate::TailCalibrator;
 use vigil_models::table::BoundedMap;
-use vigil_models::{EvidenceAccumulator, NoveltyRate, RobustMoments, TransitionModel, VocabTable};
+use vigil_models::{EvidenceAccumulator, JumpLaw, NoveltyRate, RobustMoments, TransitionModel, Vocabulary};
 
 /// Tools whose call rates an agent tracks individually.
 pub const TOOL_SLOTS: usize = 6;
@@ -22,6 +22,9 @@ pub const SEEN_SLOTS: usize = 32;
 pub const DEDUP_SLOTS: usize = 16;
 /// Open alert groups per agent.
 pub const GROUP_SLOTS: usize = 8;
+/// Components with sequential evidence accumulators: every component but the last (class change),
+/// in `score::Comp` order.
+pub const ACCUMULATED: usize = 7;
 /// Bytes of the previous event's label kept for evidence.
 pub const LABEL_BYTES: usize = 48;
 
@@ -43,10 +46,30 @@ pub enum ValueField {
     Model,
     /// Identifier-like values inside tool arguments (URLs, hosts, e-mail addresses, account numbers).
     Identifier,
+    /// Port of a `net` destination (explicit, or implied by a URL scheme).
+    Port,
 }
 
 impl ValueField {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
+    pub const ALL: [ValueField; ValueField::COUNT] = [
+        ValueField::Dest,
+        ValueField::PathDir,
+        ValueField::Tool,
+        ValueField::Program,
+        ValueField::Auth,
+        ValueField::Model,
+        ValueField::Identifier,
+        ValueField::Port,
+    ];
+
+    /// Values a class remembers for this field.
+    pub fn capacity(self) -> usize {
+        match self {
+            ValueField::PathDir | ValueField::Identifier => 4096,
+            _ => 1024,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,6 +80,7 @@ impl ValueField {
             ValueField::Auth => "auth target",
             ValueField::Model => "model",
             ValueField::Identifier => "identifier",
+            ValueField::Port => "port",
         }
     }
 }
@@ -87,6 +111,9 @@ pub struct SessionSlot {
     pub prev: u64,
     /// Steps so far.
     pub len: u32,
+    /// Hash of the last tool call (tool and arguments), and how many times in a row it repeated.
+    pub last_call: u32,
+    pub repeats: u32,
     /// Processing tick of the last step (for least-recently-used replacement).
     pub tick: u64,
 }
@@ -111,8 +138,7 @@ impl DecayedSum {
         if ts_ms <= self.ts_ms {
             return self.value as f64;
         }
-        self.value as f64
-            * (-((ts_ms - self.ts_ms) as f64) / half_life_ms as f64 * std::f64::consts::LN_2).exp()
+        self.value as f64 * (-((ts_ms - self.ts_ms) as f64) / half_life_ms as f64 * std::f64::consts::LN_2).exp()
     }
 
     pub fn add(&mut self, w: f64, ts_ms: i64, half_life_ms: i64) {
@@ -131,10 +157,7 @@ pub struct Label {
 
 impl Default for Label {
     fn default() -> Self {
-        Label {
-            len: 0,
-            bytes: [0; LABEL_BYTES],
-        }
+        Label { len: 0, bytes: [0; LABEL_BYTES] }
     }
 }
 
@@ -144,10 +167,7 @@ impl Label {
         while !s.is_char_boundary(end) {
             end -= 1;
         }
-        let mut l = Label {
-            len: end as u8,
-            bytes: [0; LABEL_BYTES],
-        };
+        let mut l = Label { len: end as u8, bytes: [0; LABEL_BYTES] };
         l.bytes[..end].copy_from_slice(&s.as_bytes()[..end]);
         l
     }
@@ -171,11 +191,10 @@ pub struct PrevEvent {
     pub session: u32,
 }
 
-/// Everything vigil remembers about one agent.
+/// Everything vigil remembers about one agent (its class is referenced by hash).
 #[derive(Clone, Debug)]
 pub struct AgentState {
-    /// Index of the agent's class in its shard.
-    pub class: u32,
+    /// Hash of the agent's class name.
     pub class_hash: u64,
     /// Newest event time seen.
     pub newest_ts: i64,
@@ -207,8 +226,8 @@ pub struct AgentState {
     pub seen: [u32; SEEN_SLOTS],
     pub seen_hand: u8,
     pub novelty: [NoveltyRate; ValueField::COUNT],
-    pub novelty_acc: EvidenceAccumulator,
-    pub entropy_acc: EvidenceAccumulator,
+    /// Sequential evidence per component (all but class change).
+    pub acc: [EvidenceAccumulator; ACCUMULATED],
 
     pub recent_ids: [u64; DEDUP_SLOTS],
     pub recent_ids_hand: u8,
@@ -222,9 +241,8 @@ pub struct AgentState {
 }
 
 impl AgentState {
-    pub fn new(class: u32, class_hash: u64) -> AgentState {
+    pub fn new(class_hash: u64) -> AgentState {
         AgentState {
-            class,
             class_hash,
             newest_ts: i64::MIN,
             same_ts: i64::MIN,
@@ -245,8 +263,7 @@ impl AgentState {
             seen: [0; SEEN_SLOTS],
             seen_hand: 0,
             novelty: [NoveltyRate::default(); ValueField::COUNT],
-            novelty_acc: Default::default(),
-            entropy_acc: Default::default(),
+            acc: Default::default(),
             recent_ids: [0; DEDUP_SLOTS],
             recent_ids_hand: 0,
             groups: [(0, i64::MIN); GROUP_SLOTS],
@@ -282,18 +299,18 @@ impl AgentState {
     }
 }
 
-/// Number of entropy calibrators per class: one per kind that carries text.
-pub const TEXT_KINDS: usize = 6;
+/// Number of entropy calibrators per class: outbound text, inbound text, conversation.
+pub const TEXT_KINDS: usize = 3;
 
-/// Calibrator slot of a kind's text, if it carries any.
-pub fn text_kind_slot(kind: Kind) -> Option<usize> {
+/// Calibrator slot of an event's text: 0 outbound (tool arguments, network and file-write payloads,
+/// commands), 1 inbound (tool results, file reads), 2 conversation (`message` content).
+pub fn text_slot(kind: Kind, op: Option<&str>) -> Option<usize> {
     match kind {
-        Kind::ToolCall => Some(0),
+        Kind::ToolCall | Kind::Net | Kind::Process => Some(0),
+        Kind::File if op == Some("read") => Some(1),
+        Kind::File => Some(0),
         Kind::ToolResult => Some(1),
-        Kind::Net => Some(2),
-        Kind::File => Some(3),
-        Kind::Process => Some(4),
-        Kind::Message => Some(5),
+        Kind::Message => Some(2),
         _ => None,
     }
 }
@@ -307,22 +324,26 @@ pub struct ClassState {
     pub agents: u32,
     /// Events of this class processed (decides warm-up).
     pub events: u64,
-    pub lru_prev: u32,
-    pub lru_next: u32,
 
     pub rate_kinds: [RobustMoments; Kind::COUNT],
     pub rate_tools: BoundedMap<RobustMoments>,
-    pub tokens: RobustMoments,
-    pub latency: RobustMoments,
-    pub bytes_out: RobustMoments,
-    pub metrics: BoundedMap<RobustMoments>,
+    /// Empirical distributions of `ln(1 + x)` (tails calibrated, not assumed).
+    pub tokens: TailCalibrator,
+    pub latency: TailCalibrator,
+    pub bytes_out: TailCalibrator,
+    /// Sign-preserving log values per metric name.
+    pub metrics: BoundedMap<TailCalibrator>,
     pub transitions: TransitionModel,
     pub surprise: TailCalibrator,
     pub session_len: TailCalibrator,
     pub entropy: [TailCalibrator; TEXT_KINDS],
-    pub vocab: VocabTable,
-    pub novelty: [NoveltyRate; ValueField::COUNT],
+    /// Values seen per field, with Good–Turing novelty.
+    pub vocab: [Vocabulary; ValueField::COUNT],
     pub escalation: RobustMoments,
+    /// The null law of evidence jumps, per accumulated component.
+    pub jumps: [JumpLaw; ACCUMULATED],
+    /// Consecutive identical tool calls (same tool and arguments) within a session.
+    pub repeats: TailCalibrator,
 }
 
 impl ClassState {
@@ -332,21 +353,20 @@ impl ClassState {
             hash,
             agents: 0,
             events: 0,
-            lru_prev: u32::MAX,
-            lru_next: u32::MAX,
             rate_kinds: Default::default(),
             rate_tools: BoundedMap::new(256),
-            tokens: Default::default(),
-            latency: Default::default(),
-            bytes_out: Default::default(),
+            tokens: TailCalibrator::new(0.0, 24.0, 1.0),
+            latency: TailCalibrator::new(0.0, 24.0, 1.0),
+            bytes_out: TailCalibrator::new(0.0, 24.0, 1.0),
             metrics: BoundedMap::new(64),
             transitions: TransitionModel::new(4096, 1024),
             surprise: TailCalibrator::new(0.0, 24.0, 1.0),
             session_len: TailCalibrator::new(0.0, 12.0, 0.5),
             entropy: std::array::from_fn(|_| TailCalibrator::new(0.0, 20.0, 2.0)),
-            vocab: VocabTable::new(8192),
-            novelty: [NoveltyRate::default(); ValueField::COUNT],
+            vocab: ValueField::ALL.map(|f| Vocabulary::new(f.capacity())),
             escalation: Default::default(),
+            jumps: [JumpLaw::default(); ACCUMULATED],
+            repeats: TailCalibrator::new(0.0, 48.0, 1.0),
         }
     }
 }
@@ -363,7 +383,7 @@ mod tests {
 
     #[test]
     fn dedup_remembers_a_bounded_window() {
-        let mut a = AgentState::new(0, 0);
+        let mut a = AgentState::new(0);
         assert!(a.record_id(5));
         assert!(!a.record_id(5));
         for i in 100..100 + DEDUP_SLOTS as u64 {

@@ -125,8 +125,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         _ => return None,
     };
     let days = days_from_civil(year, month, day);
-    let secs =
-        days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second as i64 - offset_min * 60;
+    let secs = days * 86_400 + hour as i64 * 3600 + minute as i64 * 60 + second as i64 - offset_min * 60;
     let ms = secs * 1000 + millis as i64;
     (MIN_TS_MS..=MAX_TS_MS).contains(&ms).then_some(ms)
 }
@@ -140,10 +139,7 @@ pub fn write_rfc3339_ms(out: &mut String, ms: i64) {
     let (mi, rem) = (rem / 60_000, rem % 60_000);
     let (s, milli) = (rem / 1000, rem % 1000);
     // Writing into a String cannot fail.
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z"
-    );
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z");
 }
 
 /// `ms` formatted by [`write_rfc3339_ms`].
@@ -158,10 +154,7 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
 pub fn parse_ts_text(s: &str) -> Option<i64> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {
-        return s
-            .parse::<i64>()
-            .ok()
-            .filter(|v| (MIN_TS_MS..=MAX_TS_MS).contains(v));
+        return s.parse::<i64>().ok().filter(|v| (MIN_TS_MS..=MAX_TS_MS).contains(v));
     }
     parse_rfc3339_ms(s)
 }
@@ -173,27 +166,12 @@ mod tests {
 
     #[test]
     fn parses_the_spec_examples() {
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-27T05:00:00.123Z"),
-            Some(1_795_755_600_123)
-        );
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-27T05:00:03Z"),
-            Some(1_795_755_603_000)
-        );
+        assert_eq!(parse_rfc3339_ms("2026-11-27T05:00:00.123Z"), Some(1_795_755_600_123));
+        assert_eq!(parse_rfc3339_ms("2026-11-27T05:00:03Z"), Some(1_795_755_603_000));
         assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-27T07:00:00.5+02:00"),
-            Some(1_795_755_600_500)
-        );
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-27t05:00:00.123456789z"),
-            Some(1_795_755_600_123)
-        );
-        assert_eq!(
-            parse_rfc3339_ms("2026-11-27 05:00:00Z"),
-            Some(1_795_755_600_000)
-        );
+        assert_eq!(parse_rfc3339_ms("2026-11-27T07:00:00.5+02:00"), Some(1_795_755_600_500));
+        assert_eq!(parse_rfc3339_ms("2026-11-27t05:00:00.123456789z"), Some(1_795_755_600_123));
+        assert_eq!(parse_rfc3339_ms("2026-11-27 05:00:00Z"), Some(1_795_755_600_000));
     }
 
     #[test]
@@ -213,28 +191,19 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
         }
-        assert_eq!(
-            parse_rfc3339_ms("2024-02-29T00:00:00Z"),
-            Some(1_709_164_800_000)
-        );
+        assert_eq!(parse_rfc3339_ms("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
     }
 
     #[test]
     fn formats_utc_with_three_digits() {
-        assert_eq!(
-            format_rfc3339_ms(1_795_755_602_310),
-            "2026-11-27T05:00:02.310Z"
-        );
+        assert_eq!(format_rfc3339_ms(1_795_755_602_310), "2026-11-27T05:00:02.310Z");
         assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]
     fn text_form_accepts_epoch_millis() {
         assert_eq!(parse_ts_text("1795756802500"), Some(1_795_756_802_500));
-        assert_eq!(
-            parse_ts_text(" 2026-11-27T05:00:03Z "),
-            Some(1_795_755_603_000)
-        );
+        assert_eq!(parse_ts_text(" 2026-11-27T05:00:03Z "), Some(1_795_755_603_000));
         assert_eq!(parse_ts_text("-5"), None);
     }
 

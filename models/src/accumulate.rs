@@ -3,10 +3,13 @@
 //! Low-and-slow attacks (a trickle of encoded chunks, a handful of new destinations) never produce a
 //! single damning event. An [`EvidenceAccumulator`] sums, with exponential decay in event time, the
 //! excess surprise `max(0, -ln p - κ)` of each event's p-value, and counts the events it has seen with
-//! the same decay. Under the null hypothesis p-values are uniform, so each event contributes with
-//! probability `q = e^-κ`, and then an Exp(1) amount: the sum over `n` recent events is compound Poisson
-//! (`N ~ Poisson(q n)` exponential jumps). Its tail has a closed form as a Poisson mixture of gamma
-//! tails, computed here in log space; that is the accumulator's p-value.
+//! the same decay. Under the null each event contributes with some probability `q` (a "jump"), of a
+//! roughly exponential size with mean `μ`: the sum over `n` recent events is compound Poisson
+//! (`N ~ Poisson(q n)` exponential jumps), whose tail has a closed form as a Poisson mixture of gamma
+//! tails, computed here in log space. For perfectly uniform p-values `q = e^-κ` and `μ = 1`; real
+//! per-event p-values are far from uniform (most are exactly 1), so a [`JumpLaw`] learns `q` and `μ`
+//! from the stream, starting from the uniform law as its prior, with `q` floored so that a class
+//! that never jumped does not make the first two jumps look impossible.
 
 /// Allowance: only events with p below `e^-KAPPA` (0.1) add evidence.
 pub const KAPPA: f64 = std::f64::consts::LN_10;
@@ -31,9 +34,7 @@ impl EvidenceAccumulator {
     fn decay_to(&mut self, ts_ms: i64, half_life_ms: i64) {
         if ts_ms > self.ts_ms {
             if self.events > 0.0 {
-                let d = (-((ts_ms - self.ts_ms) as f64) / half_life_ms.max(1) as f64
-                    * std::f64::consts::LN_2)
-                    .exp();
+                let d = (-((ts_ms - self.ts_ms) as f64) / half_life_ms.max(1) as f64 * std::f64::consts::LN_2).exp();
                 self.evidence *= d as f32;
                 self.events *= d as f32;
             }
@@ -41,12 +42,12 @@ impl EvidenceAccumulator {
         }
     }
 
-    /// The evidence that would stand after adding an event with p-value `p` at `ts_ms`, and its
-    /// p-value, without changing the accumulator.
+    /// The evidence and decayed event count that would stand after adding an event with p-value `p`
+    /// at `ts_ms`, without changing the accumulator.
     pub fn peek(&self, p: f64, ts_ms: i64, half_life_ms: i64) -> (f64, f64) {
         let mut a = *self;
         a.observe(p, ts_ms, half_life_ms);
-        (a.evidence as f64, a.p_value())
+        (a.evidence as f64, a.events as f64)
     }
 
     /// Current decayed evidence (nats of excess surprise).
@@ -59,9 +60,77 @@ impl EvidenceAccumulator {
         self.events as f64
     }
 
-    /// `P(S >= evidence)` for the compound Poisson null with `λ = e^-κ · events`.
+    /// `P(S >= evidence)` for the compound Poisson null of uniform p-values (`λ = e^-κ · events`).
     pub fn p_value(&self) -> f64 {
         compound_poisson_sf(self.evidence as f64, (-KAPPA).exp() * self.events as f64)
+    }
+
+    /// The excess surprise an event with p-value `p` adds.
+    #[inline]
+    pub fn excess(p: f64) -> f64 {
+        (-crate::clamp_p(p).ln() - KAPPA).max(0.0)
+    }
+}
+
+/// Smallest jump rate a [`JumpLaw`] assumes.
+pub const MIN_JUMP_RATE: f64 = 0.002;
+
+/// The learned null law of evidence jumps: how often events contribute, and how much (8 bytes + 8).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct JumpLaw {
+    rate: f32,
+    n: f32,
+    mean: f32,
+    jumps: f32,
+}
+
+impl Default for JumpLaw {
+    /// The law of uniform p-values, worth ten observations.
+    fn default() -> Self {
+        JumpLaw { rate: (-KAPPA).exp() as f32, n: 10.0, mean: 1.0, jumps: 1.0 }
+    }
+}
+
+impl JumpLaw {
+    /// Learns one event's excess surprise (0: no jump); memory saturates at `max_n` events.
+    pub fn observe(&mut self, excess: f64, weight: f64, max_n: f32) {
+        if weight <= 0.0 || !excess.is_finite() {
+            return;
+        }
+        let w = weight as f32;
+        self.n = (self.n + w).min(max_n);
+        let jumped = excess > 0.0;
+        self.rate += w / self.n * ((jumped as u8 as f32) - self.rate);
+        if jumped {
+            self.jumps = (self.jumps + w).min(max_n);
+            self.mean += w / self.jumps * (excess as f32 - self.mean);
+        }
+    }
+
+    /// Events learned (decayed, including the prior's ten).
+    pub fn observations(&self) -> f32 {
+        self.n
+    }
+
+    /// Probability that an event jumps.
+    pub fn rate(&self) -> f64 {
+        self.rate as f64
+    }
+
+    /// Mean jump size (nats).
+    pub fn mean(&self) -> f64 {
+        self.mean as f64
+    }
+
+    /// `P(S >= evidence)` over `events` recent events: compound Poisson with `λ = q · events` and
+    /// exponential jumps of mean `μ`. Evidence under two mean jumps is no evidence (1, not computed).
+    pub fn p_value(&self, evidence: f64, events: f64) -> f64 {
+        let mu = (self.mean as f64).max(0.5);
+        let a = evidence / mu;
+        if a < 2.0 {
+            return 1.0;
+        }
+        compound_poisson_sf(a, (self.rate as f64).max(MIN_JUMP_RATE) * events.max(1.0))
     }
 }
 
@@ -148,16 +217,32 @@ mod tests {
         for i in 0..10 {
             acc.observe(1e-3, i * 30_000, 600_000);
         }
-        assert!(
-            acc.p_value() < single * 1e-6,
-            "{} vs {single}",
-            acc.p_value()
-        );
+        assert!(acc.p_value() < single * 1e-6, "{} vs {single}", acc.p_value());
         // Ordinary p-values decay the evidence away.
         for i in 0..200 {
             acc.observe(0.5, 300_000 + i * 60_000, 600_000);
         }
         assert!(acc.p_value() > 0.05, "{}", acc.p_value());
+    }
+
+    #[test]
+    fn a_learned_quiet_law_makes_few_jumps_significant() {
+        let mut quiet = JumpLaw::default();
+        for _ in 0..5000 {
+            quiet.observe(0.0, 1.0, 5000.0);
+        }
+        let uniform = JumpLaw::default();
+        // Three jumps of 4.6 nats among 50 events.
+        assert!(quiet.p_value(13.8, 50.0) < 1e-5, "{}", quiet.p_value(13.8, 50.0));
+        assert!(uniform.p_value(13.8, 50.0) > quiet.p_value(13.8, 50.0) * 100.0);
+        // Small evidence is never computed.
+        assert_eq!(quiet.p_value(0.4, 50.0), 1.0);
+        // A law with frequent big jumps makes the same evidence ordinary.
+        let mut noisy = JumpLaw::default();
+        for i in 0..5000 {
+            noisy.observe(if i % 5 == 0 { 3.0 } else { 0.0 }, 1.0, 5000.0);
+        }
+        assert!(noisy.p_value(13.8, 50.0) > 0.1, "{}", noisy.p_value(13.8, 50.0));
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub const BINS: usize = 48;
 /// Fraction of the mass above the extrapolation threshold.
 const TAIL_FRACTION: f32 = 0.05;
 
-/// A decaying histogram of a statistic over `[lo, hi)`: 204 bytes.
-#[derive(Clone, Debug, PartialEq)]
+/// A decaying histogram of a statistic over `[lo, hi)`: 208 bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TailCalibrator {
     lo: f32,
     width: f32,
@@ -41,6 +41,19 @@ impl TailCalibrator {
         }
     }
 
+    /// The `q`-quantile of the learned distribution (bin resolution), for explanations.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let target = (q.clamp(0.0, 1.0) * self.total as f64) as f32;
+        let mut acc = 0.0f32;
+        for (i, &b) in self.bins.iter().enumerate() {
+            acc += b;
+            if acc >= target && b > 0.0 {
+                return self.lo as f64 + (i as f64 + 0.5) * self.width as f64;
+            }
+        }
+        self.lo as f64
+    }
+
     /// Total (decayed) weight observed.
     #[inline]
     pub fn total(&self) -> f32 {
@@ -54,11 +67,7 @@ impl TailCalibrator {
             return;
         }
         let pos = ((s as f32 - self.lo) / self.width).floor();
-        let idx = if pos < 0.0 {
-            0
-        } else {
-            (pos as usize).min(BINS - 1)
-        };
+        let idx = if pos < 0.0 { 0 } else { (pos as usize).min(BINS - 1) };
         self.bins[idx] += weight as f32;
         self.total += weight as f32;
         if self.total > max_total {
@@ -113,14 +122,31 @@ impl TailCalibrator {
         }
         let w = self.width as f64;
         let excess = if mass > 0.0 {
-            (edge..BINS)
-                .map(|j| self.bins[j] as f64 * ((j - edge) as f64 + 0.5) * w)
-                .sum::<f64>()
-                / mass as f64
+            (edge..BINS).map(|j| self.bins[j] as f64 * ((j - edge) as f64 + 0.5) * w).sum::<f64>() / mass as f64
         } else {
             0.0
         };
         excess.max(w).max(self.min_scale as f64)
+    }
+}
+
+/// Tables of calibrators (one per metric name) prune by total weight.
+impl crate::table::Weighted for TailCalibrator {
+    fn weight(&self) -> f32 {
+        self.total
+    }
+    fn halve(&mut self) {
+        for b in &mut self.bins {
+            *b *= 0.5;
+        }
+        self.total *= 0.5;
+    }
+}
+
+/// The default calibrator covers a sign-preserving log scale, `[-24, 24)`, with a one-unit tail scale.
+impl Default for TailCalibrator {
+    fn default() -> Self {
+        TailCalibrator::new(-24.0, 24.0, 1.0)
     }
 }
 

@@ -54,11 +54,7 @@ mod tests {
                 cdf += term;
             }
             let got = count_sf(x, lambda, lambda);
-            assert!(
-                (got - (1.0 - cdf)).abs() < 1e-9,
-                "x={x}: {got} vs {}",
-                1.0 - cdf
-            );
+            assert!((got - (1.0 - cdf)).abs() < 1e-9, "x={x}: {got} vs {}", 1.0 - cdf);
         }
     }
 
@@ -69,11 +65,7 @@ mod tests {
         let mut cdf = 0.0;
         for x in 0..30u32 {
             let sf = count_sf(x, 4.0, 12.0);
-            assert!(
-                (sf - (1.0 - cdf)).abs() < 1e-9,
-                "x={x}: {sf} vs {}",
-                1.0 - cdf
-            );
+            assert!((sf - (1.0 - cdf)).abs() < 1e-9, "x={x}: {sf} vs {}", 1.0 - cdf);
             // pmf(k) = C(k + r - 1, k) p^r (1-p)^k, here r = 2: (k + 1) p² (1-p)^k.
             cdf += (x as f64 + 1.0) * p.powf(r) * (1.0 - p).powi(x as i32);
         }

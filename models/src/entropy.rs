@@ -36,15 +36,7 @@ pub struct Randomness {
 fn clog2c() -> &'static [f32] {
     static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        (0..=SAMPLE_BYTES)
-            .map(|c| {
-                if c == 0 {
-                    0.0
-                } else {
-                    (c as f64 * (c as f64).log2()) as f32
-                }
-            })
-            .collect()
+        (0..=SAMPLE_BYTES).map(|c| if c == 0 { 0.0 } else { (c as f64 * (c as f64).log2()) as f32 }).collect()
     })
 }
 
@@ -65,12 +57,7 @@ pub fn randomness(bytes: &[u8]) -> Randomness {
         bytes.len()
     };
     if n == 0 {
-        return Randomness {
-            len: 0,
-            distinct: 0,
-            bits_per_byte: 0.0,
-            ratio: 0.0,
-        };
+        return Randomness { len: 0, distinct: 0, bits_per_byte: 0.0, ratio: 0.0 };
     }
     let table = clog2c();
     let mut distinct = 0u32;
@@ -85,21 +72,12 @@ pub fn randomness(bytes: &[u8]) -> Randomness {
     let h = (nf.log2() - sum / nf).max(0.0);
     let k = distinct as f64;
     let expected = k.log2() - (k - 1.0) / (2.0 * nf * std::f64::consts::LN_2);
-    let ratio = if distinct <= 1 || expected <= 0.0 {
-        0.0
-    } else {
-        (h / expected).min(1.5)
-    };
-    Randomness {
-        len: bytes.len(),
-        distinct,
-        bits_per_byte: h,
-        ratio,
-    }
+    let ratio = if distinct <= 1 || expected <= 0.0 { 0.0 } else { (h / expected).min(1.5) };
+    Randomness { len: bytes.len(), distinct, bits_per_byte: h, ratio }
 }
 
 /// Tokens shorter than this are never counted as random (ids, words, short hashes).
-pub const MIN_TOKEN: usize = 16;
+pub const MIN_TOKEN: usize = 20;
 /// Tokens at least this long must also pass the entropy test.
 const ENTROPY_TEST_LEN: usize = 48;
 
@@ -153,9 +131,7 @@ fn token_is_random(bytes: &[u8], run: &Run) -> bool {
     let rate = run.switches as f64 / (run.len - 1) as f64;
     let looks_random = if run.non_hex {
         // Words and identifiers are vowel-rich (~40% of letters); random letters are ~19% vowels.
-        rate >= 0.35
-            && (run.vowels as f64) <= 0.3 * run.letters as f64
-            && (run.len < 24 || run.digits > 0)
+        rate >= 0.35 && (run.vowels as f64) <= 0.3 * run.letters as f64 && (run.len < 24 || run.digits > 0)
     } else {
         rate >= 0.25 && run.digits > 0 && run.letters > 0
     };
@@ -179,10 +155,7 @@ pub fn blob_scan(bytes: &[u8]) -> BlobStats {
                     stats.longest = stats.longest.max(run.len);
                     stats.tokens += 1;
                 }
-                run = Run {
-                    start: i + 1,
-                    ..Run::default()
-                };
+                run = Run { start: i + 1, ..Run::default() };
             } else {
                 if run.len > 0 && c != prev {
                     run.switches += 1;
@@ -231,10 +204,7 @@ mod tests {
     }
 
     fn encode(bytes: &[u8], alphabet: &[u8]) -> Vec<u8> {
-        bytes
-            .iter()
-            .map(|b| alphabet[*b as usize % alphabet.len()])
-            .collect()
+        bytes.iter().map(|b| alphabet[*b as usize % alphabet.len()]).collect()
     }
 
     const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -243,11 +213,16 @@ mod tests {
     const PROSE: &[u8] = b"The quarterly report shows that customer satisfaction improved across all regions, \
             although the support queue grew longer during the holiday season. We recommend hiring two more \
             agents and reviewing the escalation policy before the next release.";
-    const CODE: &[u8] = br#"fn main() { let xs: Vec<u32> = (0..10).collect(); for x in &xs { println!("{}", x * 2); } }"#;
+    const CODE: &[u8] =
+        br#"fn main() { let xs: Vec<u32> = (0..10).collect(); for x in &xs { println!("{}", x * 2); } }"#;
 
     #[test]
     fn blob_scan_finds_encoded_data_and_not_text() {
-        for text in [PROSE, CODE, br#"{"customer":"C-1182","query":"reset_password_for_account","getUserAccountById":12345678901234567890}"#] {
+        for text in [
+            PROSE,
+            CODE,
+            br#"{"customer":"C-1182","query":"reset_password_for_account","getUserAccountById":12345678901234567890}"#,
+        ] {
             assert_eq!(blob_scan(text).random_bytes, 0, "{}", String::from_utf8_lossy(text));
         }
         for (alphabet, n) in [(B64, 400), (HEX, 64), (B64, 20)] {

@@ -51,10 +51,7 @@ pub fn chi2_even_sf(x: f64, k: usize) -> f64 {
 pub fn fuse(ps: &[f64]) -> Fused {
     let k = ps.len();
     if k == 0 {
-        return Fused {
-            p: 1.0,
-            strongest: None,
-        };
+        return Fused { p: 1.0, strongest: None };
     }
     let mut strongest = 0;
     let mut sum_ln = 0.0;
@@ -68,10 +65,7 @@ pub fn fuse(ps: &[f64]) -> Fused {
     let p_min = crate::clamp_p(ps[strongest]);
     let fisher = chi2_even_sf(-2.0 * sum_ln, k);
     let p = (2.0 * (k as f64 * p_min).min(fisher)).min(1.0);
-    Fused {
-        p: crate::clamp_p(p),
-        strongest: (p_min < 1.0).then_some(strongest),
-    }
+    Fused { p: crate::clamp_p(p), strongest: (p_min < 1.0).then_some(strongest) }
 }
 
 #[cfg(test)]

@@ -28,14 +28,14 @@ pub mod moments;
 pub mod novelty;
 pub mod table;
 
-pub use accumulate::EvidenceAccumulator;
+pub use accumulate::{EvidenceAccumulator, JumpLaw};
 pub use calibrate::TailCalibrator;
 pub use counts::{count_sf, CountStats};
 pub use entropy::{blob_scan, randomness, BlobStats, Randomness};
 pub use fusion::{fuse, score_from_p, Fused};
 pub use markov::TransitionModel;
 pub use moments::RobustMoments;
-pub use novelty::{NoveltyRate, VocabTable};
+pub use novelty::{NoveltyRate, Vocabulary};
 
 /// Smallest p-value any scorer reports: keeps logs finite and fused values comparable.
 pub const P_FLOOR: f64 = 1e-30;

@@ -3,8 +3,10 @@
 //!
 //! Probabilities are interpolated Witten–Bell estimates: `P(b | a) = (c(a,b) + d(a) P(b)) / (c(a) + d(a))`
 //! where `d(a)` is the number of distinct successors seen after `a`, so a symbol that is followed by many
-//! different things gives more mass to the unseen; the back-off `P(b)` is an add-½ unigram estimate, so a
-//! symbol never seen at all is very surprising. The surprise is `-ln P` in nats; callers calibrate it
+//! different things gives more mass to the unseen. The back-off `P(b)` reserves for symbols never seen
+//! the Good–Turing mass — the rate at which steps have turned out to be new symbols
+//! ([`crate::NoveltyRate`]) — so a new tool is very surprising in a settled vocabulary and not in one
+//! still being learned. The surprise is `-ln P` in nats; callers calibrate it
 //! into a p-value with a [`crate::TailCalibrator`]. Tables are bounded ([`crate::table::BoundedMap`]).
 
 use crate::table::{BoundedMap, Weighted};
@@ -43,6 +45,7 @@ pub struct TransitionModel {
     pairs: BoundedMap<f32>,
     syms: BoundedMap<SymStats>,
     total: f32,
+    novelty: crate::NoveltyRate,
 }
 
 /// A step's surprise and what it was made of, for explanations.
@@ -63,6 +66,7 @@ impl TransitionModel {
             pairs: BoundedMap::new(max_pairs),
             syms: BoundedMap::new(max_symbols),
             total: 0.0,
+            novelty: crate::NoveltyRate::default(),
         }
     }
 
@@ -82,11 +86,16 @@ impl TransitionModel {
         self.pairs.heap_bytes() + self.syms.heap_bytes()
     }
 
-    /// How surprising `cur` is after `prev` (`None`: the first step of a sequence).
+    /// How surprising `cur` is after `prev` (`None`: the first step of a sequence). `nats` is
+    /// `-ln P(cur | prev)`, so `exp(-nats)` is the model's own probability of the step.
     pub fn surprise(&self, prev: Option<u64>, cur: u64) -> Surprise {
-        let v = self.syms.len() as f64 + 1.0;
         let cur_stats = self.syms.get(cur).copied().unwrap_or_default();
-        let p_uni = (cur_stats.inn as f64 + 0.5) / (self.total as f64 + 0.5 * v);
+        let p_new = self.novelty.rate().clamp(1e-6, 1.0);
+        let p_uni = if cur_stats.inn > 0.0 {
+            (1.0 - p_new) * cur_stats.inn as f64 / (self.total as f64).max(cur_stats.inn as f64)
+        } else {
+            p_new
+        };
         let (p, pair_count) = match prev.and_then(|a| self.syms.get(a).map(|s| (a, *s))) {
             Some((a, sa)) if sa.out > 0.0 => {
                 let c = self.pairs.get(pair_key(a, cur)).copied().unwrap_or(0.0) as f64;
@@ -95,11 +104,7 @@ impl TransitionModel {
             }
             _ => (p_uni, 0.0),
         };
-        Surprise {
-            nats: -p.clamp(1e-300, 1.0).ln(),
-            pair_count,
-            symbol_count: cur_stats.inn as f64,
-        }
+        Surprise { nats: -p.clamp(1e-300, 1.0).ln(), pair_count, symbol_count: cur_stats.inn as f64 }
     }
 
     /// Learns the step `prev -> cur` with `weight`; the tables are halved when `total` passes `max_total`.
@@ -108,6 +113,8 @@ impl TransitionModel {
             return;
         }
         let w = weight as f32;
+        let was_new = self.syms.get(cur).is_none_or(|s| s.inn <= 0.0);
+        self.novelty.observe(was_new, w, max_total);
         if let Some(s) = self.syms.entry(cur) {
             s.inn += w;
         }
@@ -149,9 +156,21 @@ mod tests {
         let usual = m.surprise(Some(1), 2).nats;
         let unusual_order = m.surprise(Some(1), 3).nats;
         let unseen_symbol = m.surprise(Some(1), 99).nats;
-        assert!(usual < 0.05, "{usual}");
+        assert!(usual < 0.1, "{usual}");
         assert!(unusual_order > usual + 3.0, "{unusual_order}");
         assert!(unseen_symbol > unusual_order + 2.0, "{unseen_symbol}");
+    }
+
+    #[test]
+    fn a_new_symbol_is_cheap_while_the_vocabulary_grows() {
+        let mut settled = TransitionModel::new(1024, 256);
+        let mut growing = TransitionModel::new(1024, 256);
+        for i in 0..300u64 {
+            settled.observe(Some(i % 3), (i + 1) % 3, 1.0, 1e9);
+            growing.observe(Some(i), i + 1, 1.0, 1e9);
+        }
+        assert!(growing.surprise(Some(300), 5000).nats < 0.5);
+        assert!(settled.surprise(Some(1), 5000).nats > 5.0);
     }
 
     #[test]

@@ -35,22 +35,36 @@ pub struct BoundedMap<V> {
     vals: Vec<V>,
     len: usize,
     cap: usize,
+    /// Incremented by every prune, so owners can refresh statistics derived from the entries.
+    prunes: u64,
 }
 
 impl<V: Weighted> BoundedMap<V> {
     /// An empty map that will hold at most `cap` entries (rounded up to a power of two).
     pub fn new(cap: usize) -> Self {
-        BoundedMap {
-            keys: Vec::new(),
-            vals: Vec::new(),
-            len: 0,
-            cap: cap.max(8).next_power_of_two(),
-        }
+        BoundedMap { keys: Vec::new(), vals: Vec::new(), len: 0, cap: cap.max(8).next_power_of_two(), prunes: 0 }
     }
 
     #[inline]
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Largest number of entries the map holds.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// How many times the map has pruned itself.
+    #[inline]
+    pub fn prunes(&self) -> u64 {
+        self.prunes
+    }
+
+    /// Every stored value.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.keys.iter().zip(&self.vals).filter(|(k, _)| **k != 0).map(|(_, v)| v)
     }
 
     #[inline]
@@ -134,6 +148,7 @@ impl<V: Weighted> BoundedMap<V> {
 
     /// Re-inserts every entry into `size` slots, halving weights and dropping light entries if `prune`.
     fn rebuild(&mut self, size: usize, prune: bool) {
+        self.prunes += prune as u64;
         let old_keys = std::mem::replace(&mut self.keys, vec![0; size]);
         let old_vals = std::mem::replace(&mut self.vals, vec![V::default(); size]);
         self.len = 0;

@@ -15,10 +15,7 @@ pub struct DistinctCounter {
 
 impl Default for DistinctCounter {
     fn default() -> Self {
-        DistinctCounter {
-            exact: Some(HashSet::new()),
-            registers: Vec::new(),
-        }
+        DistinctCounter { exact: Some(HashSet::new()), registers: Vec::new() }
     }
 }
 
@@ -62,11 +59,7 @@ impl DistinctCounter {
         let sum: f64 = self.registers.iter().map(|&r| 2f64.powi(-(r as i32))).sum();
         let raw = alpha * m * m / sum;
         let zeros = self.registers.iter().filter(|&&r| r == 0).count();
-        let est = if raw <= 2.5 * m && zeros > 0 {
-            m * (m / zeros as f64).ln()
-        } else {
-            raw
-        };
+        let est = if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw };
         est.round() as u64
     }
 }

@@ -46,26 +46,14 @@ pub fn parse_labels(path: &str, text: &str) -> Result<Vec<Label>, ReplayError> {
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |msg: String| ReplayError::Labels {
-            path: path.to_string(),
-            line: i + 1,
-            message: msg,
-        };
+        let bad = |msg: String| ReplayError::Labels { path: path.to_string(), line: i + 1, message: msg };
         let raw: RawLabel = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        let start_ms =
-            label_ts(&raw.start).ok_or_else(|| bad("field `start`: not a timestamp".into()))?;
-        let end_ms =
-            label_ts(&raw.end).ok_or_else(|| bad("field `end`: not a timestamp".into()))?;
+        let start_ms = label_ts(&raw.start).ok_or_else(|| bad("field `start`: not a timestamp".into()))?;
+        let end_ms = label_ts(&raw.end).ok_or_else(|| bad("field `end`: not a timestamp".into()))?;
         if end_ms < start_ms {
             return Err(bad("field `end` is before `start`".into()));
         }
-        out.push(Label {
-            agent_id: raw.agent_id,
-            session_id: raw.session_id,
-            start_ms,
-            end_ms,
-            attack: raw.attack,
-        });
+        out.push(Label { agent_id: raw.agent_id, session_id: raw.session_id, start_ms, end_ms, attack: raw.attack });
     }
     Ok(out)
 }
@@ -131,10 +119,7 @@ impl Evaluator {
             for &i in idx {
                 let l = &self.labels[i];
                 let session_ok = l.session_id.is_none() || l.session_id == a.session_id;
-                if session_ok
-                    && a.ts_ms >= l.start_ms
-                    && a.ts_ms <= l.end_ms.saturating_add(self.grace_ms)
-                {
+                if session_ok && a.ts_ms >= l.start_ms && a.ts_ms <= l.end_ms.saturating_add(self.grace_ms) {
                     matched = true;
                     let m = &mut self.first_match[i];
                     *m = Some(m.map_or(a.ts_ms, |t| t.min(a.ts_ms)));
@@ -165,11 +150,7 @@ impl Evaluator {
             _ => None,
         };
         let false_alerts = self.alerts - self.true_alerts;
-        let agent_hours: f64 = self
-            .spans
-            .values()
-            .map(|(a, b)| (b - a) as f64 / 3_600_000.0)
-            .sum();
+        let agent_hours: f64 = self.spans.values().map(|(a, b)| (b - a) as f64 / 3_600_000.0).sum();
 
         let mut by_attack: BTreeMap<&str, (u64, u64, Vec<f64>)> = BTreeMap::new();
         for (l, m) in self.labels.iter().zip(&self.first_match) {
@@ -202,10 +183,7 @@ impl Evaluator {
         m.insert("precision".into(), json!(precision));
         m.insert("f1".into(), json!(f1));
         m.insert("false_alerts".into(), json!(false_alerts));
-        m.insert(
-            "false_alerts_per_agent_hour".into(),
-            json!(ratio(false_alerts as f64, agent_hours)),
-        );
+        m.insert("false_alerts_per_agent_hour".into(), json!(ratio(false_alerts as f64, agent_hours)));
         m.insert("delay_s_mean".into(), json!(mean(&delays)));
         m.insert("delay_s_p95".into(), json!(p95(&delays)));
         m.insert("by_attack".into(), Value::Object(by_attack));
@@ -237,27 +215,21 @@ mod tests {
     use super::*;
 
     fn alert(agent: &str, session: Option<&str>, ts: i64) -> AlertRef {
-        AlertRef {
-            agent_id: agent.into(),
-            session_id: session.map(Into::into),
-            ts_ms: ts,
-        }
+        AlertRef { agent_id: agent.into(), session_id: session.map(Into::into), ts_ms: ts }
     }
 
     #[test]
     fn parses_both_ts_forms_and_reports_bad_lines() {
-        let text = "{\"agent_id\":\"a\",\"start\":\"2026-01-01T00:00:01Z\",\"end\":1767225602000,\"attack\":\"runaway\"}\n\n";
+        let text =
+            "{\"agent_id\":\"a\",\"start\":\"2026-01-01T00:00:01Z\",\"end\":1767225602000,\"attack\":\"runaway\"}\n\n";
         let l = parse_labels("l.jsonl", text).unwrap();
         assert_eq!(l[0].start_ms, 1_767_225_601_000);
         assert_eq!(l[0].end_ms, 1_767_225_602_000);
         let err = parse_labels("l.jsonl", "{}\n").unwrap_err().to_string();
         assert!(err.contains("l.jsonl:1"), "{err}");
-        let err = parse_labels(
-            "l.jsonl",
-            "{\"agent_id\":\"a\",\"start\":5,\"end\":1,\"attack\":\"x\"}",
-        )
-        .unwrap_err()
-        .to_string();
+        let err = parse_labels("l.jsonl", "{\"agent_id\":\"a\",\"start\":5,\"end\":1,\"attack\":\"x\"}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("before"), "{err}");
     }
 
@@ -278,22 +250,10 @@ mod tests {
                 end_ms: 20_000,
                 attack: "exfiltration".into(),
             },
-            Label {
-                agent_id: "c".into(),
-                session_id: None,
-                start_ms: 0,
-                end_ms: 1_000,
-                attack: "runaway".into(),
-            },
+            Label { agent_id: "c".into(), session_id: None, start_ms: 0, end_ms: 1_000, attack: "runaway".into() },
         ];
         let mut e = Evaluator::new(labels, DEFAULT_GRACE_MS);
-        for (agent, ts) in [
-            ("a", 0),
-            ("a", 3_600_000),
-            ("b", 0),
-            ("b", 3_600_000),
-            ("c", 0),
-        ] {
+        for (agent, ts) in [("a", 0), ("a", 3_600_000), ("b", 0), ("b", 3_600_000), ("c", 0)] {
             e.observe_event(agent, ts);
         }
         e.observe_alert(&alert("a", Some("x"), 15_000)); // true, delay 5 s
@@ -320,14 +280,7 @@ mod tests {
     #[test]
     fn nothing_to_divide_by_gives_null() {
         let r = Evaluator::new(vec![], DEFAULT_GRACE_MS).report();
-        for k in [
-            "recall",
-            "precision",
-            "f1",
-            "false_alerts_per_agent_hour",
-            "delay_s_mean",
-            "delay_s_p95",
-        ] {
+        for k in ["recall", "precision", "f1", "false_alerts_per_agent_hour", "delay_s_mean", "delay_s_p95"] {
             assert_eq!(r[k], Value::Null, "{k}");
         }
     }

@@ -46,10 +46,7 @@ impl Batch {
 
 /// Opens an input path (`-` = stdin), decompressing gzip or zstd when its first bytes say so.
 pub fn open(path: &str) -> Result<Box<dyn Read + Send>, ReplayError> {
-    let open_err = |e: io::Error| ReplayError::Open {
-        path: path.to_string(),
-        source: e,
-    };
+    let open_err = |e: io::Error| ReplayError::Open { path: path.to_string(), source: e };
     let raw: Box<dyn Read + Send> = if path == "-" {
         Box::new(io::stdin())
     } else {
@@ -63,12 +60,7 @@ pub fn open(path: &str) -> Result<Box<dyn Read + Send>, ReplayError> {
     let magic = {
         use std::io::BufRead;
         let b = r.fill_buf().map_err(open_err)?;
-        [
-            b.first().copied(),
-            b.get(1).copied(),
-            b.get(2).copied(),
-            b.get(3).copied(),
-        ]
+        [b.first().copied(), b.get(1).copied(), b.get(2).copied(), b.get(3).copied()]
     };
     Ok(match magic {
         [Some(0x1f), Some(0x8b), _, _] => Box::new(flate2::read::MultiGzDecoder::new(r)),
@@ -97,15 +89,7 @@ const READ_CHUNK: usize = 1 << 18;
 
 impl LineReader {
     pub fn new(src: Box<dyn Read + Send>, source: u32, max_line: usize) -> LineReader {
-        LineReader {
-            src,
-            source,
-            carry: Vec::new(),
-            next_line: 1,
-            max_line,
-            eof: false,
-            bytes_read: 0,
-        }
+        LineReader { src, source, carry: Vec::new(), next_line: 1, max_line, eof: false, bytes_read: 0 }
     }
 
     pub fn is_done(&self) -> bool {
@@ -138,22 +122,14 @@ impl LineReader {
         if too_long.is_none() && e > start && batch.buf[e - 1] == b'\r' {
             e -= 1;
         }
-        batch.lines.push(LineRef {
-            start,
-            end: e,
-            source: self.source,
-            line: self.next_line,
-            too_long,
-        });
+        batch.lines.push(LineRef { start, end: e, source: self.source, line: self.next_line, too_long });
         self.next_line += 1;
     }
 
     /// Skips the rest of an over-long line whose first bytes are `batch.buf[start..]` and whose length
     /// so far is `seen`; keeps at most [`RAW_LIMIT`] bytes of it, then continues after its newline.
     fn skip_long_line(&mut self, batch: &mut Batch, start: usize, mut seen: u64) -> io::Result<()> {
-        batch
-            .buf
-            .truncate(start + RAW_LIMIT.min(batch.buf.len() - start));
+        batch.buf.truncate(start + RAW_LIMIT.min(batch.buf.len() - start));
         let mut scratch = Vec::with_capacity(READ_CHUNK);
         loop {
             scratch.clear();
@@ -260,15 +236,8 @@ mod tests {
         for target in [1, 3, 1000] {
             let got = lines(input, 100, target);
             let texts: Vec<&[u8]> = got.iter().map(|l| &l.1[..]).collect();
-            assert_eq!(
-                texts,
-                vec![&b"a"[..], b"bb", b"", b"ccc", b"last"],
-                "target {target}"
-            );
-            assert_eq!(
-                got.iter().map(|l| l.0).collect::<Vec<_>>(),
-                vec![1, 2, 3, 4, 5]
-            );
+            assert_eq!(texts, vec![&b"a"[..], b"bb", b"", b"ccc", b"last"], "target {target}");
+            assert_eq!(got.iter().map(|l| l.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
         }
     }
 
@@ -297,8 +266,7 @@ mod tests {
         let text = b"{\"a\":1}\n{\"b\":2}\n".repeat(1000);
         let dir = tempfile::tempdir().unwrap();
         let gz = dir.path().join("x.jsonl.gz");
-        let mut e =
-            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        let mut e = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
         e.write_all(&text).unwrap();
         e.finish().unwrap();
         let zst = dir.path().join("x.jsonl.zst");
@@ -313,10 +281,7 @@ mod tests {
 
     #[test]
     fn missing_files_are_open_errors() {
-        assert!(matches!(
-            open("/nonexistent/x.jsonl"),
-            Err(ReplayError::Open { .. })
-        ));
+        assert!(matches!(open("/nonexistent/x.jsonl"), Err(ReplayError::Open { .. })));
         assert!(matches!(open("/"), Err(ReplayError::Open { .. })));
     }
 }

@@ -28,6 +28,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+use vigil_detector::classes::ClassTable;
 use vigil_detector::config::ConfigError;
 use vigil_detector::dead_letter::write_record;
 use vigil_detector::decode::{decode, Limits, Reason, Reject};
@@ -48,11 +49,7 @@ pub enum ReplayError {
     Read { path: String, source: io::Error },
     /// The labels file is unreadable or malformed.
     #[error("{path}:{line}: {message}")]
-    Labels {
-        path: String,
-        line: usize,
-        message: String,
-    },
+    Labels { path: String, line: usize, message: String },
     /// An output cannot be created or written.
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: io::Error },
@@ -114,11 +111,7 @@ pub struct ReplaySummary {
 /// would cost an allocation per event.
 #[allow(clippy::large_enum_variant)]
 enum Decoded<'a> {
-    Event {
-        ev: Event<'a>,
-        shard: u32,
-        agent_hash: u64,
-    },
+    Event { ev: Event<'a>, shard: u32, agent_hash: u64 },
     Rejected(Reject),
 }
 
@@ -183,10 +176,7 @@ impl LazyFile {
 }
 
 fn write_err(path: &str, e: io::Error) -> ReplayError {
-    ReplayError::Write {
-        path: path.to_string(),
-        source: e,
-    }
+    ReplayError::Write { path: path.to_string(), source: e }
 }
 
 fn create(path: &str) -> Result<Box<dyn Write>, ReplayError> {
@@ -206,81 +196,61 @@ fn source_name(path: &str) -> String {
     }
 }
 
-fn decode_line<'a>(
-    batch: &'a Batch,
-    l: &input::LineRef,
-    limits: &Limits,
-    shards: usize,
-) -> Decoded<'a> {
+fn decode_line<'a>(batch: &'a Batch, l: &input::LineRef, limits: &Limits, shards: usize) -> Decoded<'a> {
     if let Some(len) = l.too_long {
         return Decoded::Rejected(Reject::new(
             Reason::TooLarge,
-            format!(
-                "event is {len} bytes, the limit is {}",
-                limits.max_event_bytes
-            ),
+            format!("event is {len} bytes, the limit is {}", limits.max_event_bytes),
         ));
     }
     match decode(batch.bytes(l), limits) {
         Ok(ev) => {
             let shard = shard_of(&ev.agent_id, shards) as u32;
             let agent_hash = hash_str(ns::VALUE, &ev.agent_id);
-            Decoded::Event {
-                ev,
-                shard,
-                agent_hash,
-            }
+            Decoded::Event { ev, shard, agent_hash }
         }
         Err(r) => Decoded::Rejected(r),
     }
 }
 
-/// Runs the engine over one thread's shards for a decoded batch.
-fn detect(
-    decoded: &[Vec<Decoded>],
-    shards: &mut [(usize, &mut Shard)],
+/// What every detect thread of one epoch shares, read-only.
+struct Epoch<'a, 'b> {
+    flat: &'a [&'a Decoded<'b>],
+    range: std::ops::Range<usize>,
+    classes: &'a ClassTable,
     total_shards: usize,
-    sources: &[LineRefSource],
+    sources: &'a [LineRefSource],
     with_scores: bool,
-) -> ThreadOut {
-    let mut out = ThreadOut::default();
+}
+
+/// Runs the engine over one thread's shards for the decoded lines of the epoch.
+fn detect(e: &Epoch, shards: &mut [(usize, &mut Shard)], out: &mut ThreadOut) {
     // Map a global shard index to this thread's slice.
-    let mut local = vec![usize::MAX; total_shards];
+    let mut local = vec![usize::MAX; e.total_shards];
     for (i, (g, _)) in shards.iter().enumerate() {
         local[*g] = i;
     }
-    let mut index = 0u32;
-    for chunk in decoded {
-        for d in chunk {
-            if let Decoded::Event { ev, shard, .. } = d {
-                let li = local[*shard as usize];
-                if li != usize::MAX {
-                    let src = &sources[index as usize];
-                    let verdict = shards[li].1.process(
-                        ev,
-                        Position {
-                            source: src.source,
-                            offset: src.line,
-                        },
-                    );
-                    let start = out.scores.len() as u32;
-                    if with_scores && !verdict.duplicate {
-                        write_score_line(&mut out.scores, ev, &verdict);
-                        out.scores.push('\n');
-                    }
-                    out.outs.push(Out {
-                        index,
-                        duplicate: verdict.duplicate,
-                        late: verdict.late,
-                        score: (start, out.scores.len() as u32),
-                        alert: verdict.alert.map(Box::new),
-                    });
-                }
-            }
-            index += 1;
+    for index in e.range.clone() {
+        let Decoded::Event { ev, shard, .. } = e.flat[index] else { continue };
+        let li = local[*shard as usize];
+        if li == usize::MAX {
+            continue;
         }
+        let src = &e.sources[index];
+        let verdict = shards[li].1.process(e.classes, ev, Position { source: src.source, offset: src.line });
+        let start = out.scores.len() as u32;
+        if e.with_scores && !verdict.duplicate {
+            write_score_line(&mut out.scores, ev, &verdict);
+            out.scores.push('\n');
+        }
+        out.outs.push(Out {
+            index: index as u32,
+            duplicate: verdict.duplicate,
+            late: verdict.late,
+            score: (start, out.scores.len() as u32),
+            alert: verdict.alert.map(Box::new),
+        });
     }
-    out
 }
 
 /// Where a line came from (copied out of the batch for the detect threads).
@@ -294,22 +264,15 @@ struct LineRefSource {
 pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let t0 = Instant::now();
     let mut engine = Engine::new(opts.engine.clone())?;
-    let limits = Limits {
-        max_event_bytes: opts.engine.engine.max_event_bytes,
-        max_depth: opts.engine.engine.max_depth,
-    };
+    let limits =
+        Limits { max_event_bytes: opts.engine.engine.max_event_bytes, max_depth: opts.engine.engine.max_depth };
     let names: Vec<String> = opts.inputs.iter().map(|p| source_name(p)).collect();
 
     let mut evaluator = match &opts.labels {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ReplayError::Open {
-                path: path.clone(),
-                source: e,
-            })?;
-            Some(Evaluator::new(
-                eval::parse_labels(path, &text)?,
-                eval::DEFAULT_GRACE_MS,
-            ))
+            let text =
+                std::fs::read_to_string(path).map_err(|e| ReplayError::Open { path: path.clone(), source: e })?;
+            Some(Evaluator::new(eval::parse_labels(path, &text)?, eval::DEFAULT_GRACE_MS))
         }
         None => None,
     };
@@ -317,11 +280,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     // Open every input before processing anything: an unreadable path fails the run up front.
     let mut readers = Vec::with_capacity(opts.inputs.len());
     for (i, p) in opts.inputs.iter().enumerate() {
-        readers.push(LineReader::new(
-            input::open(p)?,
-            i as u32,
-            limits.max_event_bytes,
-        ));
+        readers.push(LineReader::new(input::open(p)?, i as u32, limits.max_event_bytes));
     }
     let mut source = if readers.len() == 1 {
         Source::Single(readers.pop().expect("one reader"))
@@ -331,10 +290,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let total_input_bytes: Option<u64> = if opts.inputs.iter().any(|p| p == "-") {
         None
     } else {
-        opts.inputs
-            .iter()
-            .map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
-            .sum()
+        opts.inputs.iter().map(|p| std::fs::metadata(p).ok().map(|m| m.len())).sum()
     };
 
     let mut alerts_out = create(&opts.alerts)?;
@@ -342,18 +298,14 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         Some(p) => Some(create(p)?),
         None => None,
     };
-    let mut dead = LazyFile {
-        path: opts.dead_letter.clone(),
-        file: None,
-    };
+    let mut dead = LazyFile { path: opts.dead_letter.clone(), file: None };
 
     let shards = engine.config().engine.shards;
     let threads = opts.threads.clamp(1, shards);
     let mut batch = Batch::default();
     let mut distinct = DistinctCounter::default();
     let mut rejects: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let (mut events, mut invalid, mut duplicates, mut late, mut alerts) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut events, mut invalid, mut duplicates, mut late, mut alerts) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut line_buf = String::with_capacity(4096);
     let mut last_progress = Instant::now();
     let progress = opts.progress && io::stderr().is_terminal();
@@ -362,30 +314,17 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     loop {
         let more = source
             .next_batch(&mut batch, opts.batch_bytes)
-            .map_err(|e| ReplayError::Read {
-                path: opts.inputs.join(", "),
-                source: e,
-            })?;
+            .map_err(|e| ReplayError::Read { path: opts.inputs.join(", "), source: e })?;
         if !more {
             break;
         }
         let n = batch.lines.len();
-        let srcs: Vec<LineRefSource> = batch
-            .lines
-            .iter()
-            .map(|l| LineRefSource {
-                source: l.source,
-                line: l.line,
-            })
-            .collect();
+        let srcs: Vec<LineRefSource> =
+            batch.lines.iter().map(|l| LineRefSource { source: l.source, line: l.line }).collect();
 
         // Phase 1: decode.
         let decoded: Vec<Vec<Decoded>> = if threads == 1 {
-            vec![batch
-                .lines
-                .iter()
-                .map(|l| decode_line(&batch, l, &limits, shards))
-                .collect()]
+            vec![batch.lines.iter().map(|l| decode_line(&batch, l, &limits, shards)).collect()]
         } else {
             let per = n.div_ceil(threads).max(1);
             let batch_ref = &batch;
@@ -395,46 +334,49 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                     .chunks(per)
                     .map(|ls| {
                         s.spawn(move || {
-                            ls.iter()
-                                .map(|l| decode_line(batch_ref, l, &limits, shards))
-                                .collect::<Vec<_>>()
+                            ls.iter().map(|l| decode_line(batch_ref, l, &limits, shards)).collect::<Vec<_>>()
                         })
                     })
                     .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("decode thread panicked"))
-                    .collect()
+                handles.into_iter().map(|h| h.join().expect("decode thread panicked")).collect()
             })
         };
 
-        // Phase 2: detect, each thread on a fixed subset of shards.
+        // Phase 2: detect, each thread on a fixed subset of shards, epoch by epoch: class baselines
+        // are updated at the barriers between epochs.
+        let flat: Vec<&Decoded> = decoded.iter().flatten().collect();
         let with_scores = scores_out.is_some();
-        let mut groups: Vec<Vec<(usize, &mut Shard)>> = (0..threads).map(|_| Vec::new()).collect();
-        for (i, sh) in engine.shards_mut().iter_mut().enumerate() {
-            groups[i % threads].push((i, sh));
+        let mut outs: Vec<ThreadOut> = (0..threads).map(|_| ThreadOut::default()).collect();
+        let mut from = 0usize;
+        while from < flat.len() {
+            let budget = engine.until_sync();
+            let (mut to, mut count) = (from, 0usize);
+            while to < flat.len() && count < budget {
+                count += matches!(flat[to], Decoded::Event { .. }) as usize;
+                to += 1;
+            }
+            let (classes, all_shards) = engine.parts();
+            let mut groups: Vec<Vec<(usize, &mut Shard)>> = (0..threads).map(|_| Vec::new()).collect();
+            for (i, sh) in all_shards.iter_mut().enumerate() {
+                groups[i % threads].push((i, sh));
+            }
+            let epoch =
+                Epoch { flat: &flat, range: from..to, classes, total_shards: shards, sources: &srcs, with_scores };
+            if threads == 1 {
+                for g in &mut groups {
+                    detect(&epoch, g, &mut outs[0]);
+                }
+            } else {
+                let epoch = &epoch;
+                std::thread::scope(|s| {
+                    for (g, out) in groups.iter_mut().zip(outs.iter_mut()) {
+                        s.spawn(move || detect(epoch, g, out));
+                    }
+                });
+            }
+            engine.finish_events(count);
+            from = to;
         }
-        let outs: Vec<ThreadOut> = if threads == 1 {
-            groups
-                .into_iter()
-                .map(|mut g| detect(&decoded, &mut g, shards, &srcs, with_scores))
-                .collect()
-        } else {
-            let decoded_ref = &decoded;
-            let srcs_ref = &srcs;
-            std::thread::scope(|s| {
-                let handles: Vec<_> = groups
-                    .into_iter()
-                    .map(|mut g| {
-                        s.spawn(move || detect(decoded_ref, &mut g, shards, srcs_ref, with_scores))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("detect thread panicked"))
-                    .collect()
-            })
-        };
 
         // Phase 3: emit in input order.
         let mut cursors = vec![0usize; outs.len()];
@@ -447,27 +389,15 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                         invalid += 1;
                         *rejects.entry(r.reason.code()).or_default() += 1;
                         line_buf.clear();
-                        write_record(
-                            &mut line_buf,
-                            r,
-                            input_name(l.source),
-                            l.line,
-                            batch.bytes(l),
-                        );
+                        write_record(&mut line_buf, r, input_name(l.source), l.line, batch.bytes(l));
                         line_buf.push('\n');
-                        dead.get()?
-                            .write_all(line_buf.as_bytes())
-                            .map_err(|e| write_err(&opts.dead_letter, e))?;
+                        dead.get()?.write_all(line_buf.as_bytes()).map_err(|e| write_err(&opts.dead_letter, e))?;
                     }
                     Decoded::Event { ev, agent_hash, .. } => {
                         let t = outs
                             .iter()
                             .enumerate()
-                            .position(|(t, o)| {
-                                o.outs
-                                    .get(cursors[t])
-                                    .is_some_and(|x| x.index as usize == index)
-                            })
+                            .position(|(t, o)| o.outs.get(cursors[t]).is_some_and(|x| x.index as usize == index))
                             .expect("every event has exactly one detect result");
                         let o = &outs[t].outs[cursors[t]];
                         cursors[t] += 1;
@@ -483,9 +413,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                             if let Some(w) = &mut scores_out {
                                 let (a, b) = o.score;
                                 w.write_all(&outs[t].scores.as_bytes()[a as usize..b as usize])
-                                    .map_err(|e| {
-                                        write_err(opts.scores.as_deref().unwrap_or(""), e)
-                                    })?;
+                                    .map_err(|e| write_err(opts.scores.as_deref().unwrap_or(""), e))?;
                             }
                         }
                         if let Some(alert) = &o.alert {
@@ -493,9 +421,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                             line_buf.clear();
                             alert.write_json(&mut line_buf, &names);
                             line_buf.push('\n');
-                            alerts_out
-                                .write_all(line_buf.as_bytes())
-                                .map_err(|e| write_err(&opts.alerts, e))?;
+                            alerts_out.write_all(line_buf.as_bytes()).map_err(|e| write_err(&opts.alerts, e))?;
                             if let Some(e) = &mut evaluator {
                                 e.observe_alert(&AlertRef {
                                     agent_id: alert.agent_id.clone(),
@@ -509,11 +435,11 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 index += 1;
             }
         }
+        drop(flat);
         drop(decoded);
         alerts_out.flush().map_err(|e| write_err(&opts.alerts, e))?;
         if let Some(w) = &mut scores_out {
-            w.flush()
-                .map_err(|e| write_err(opts.scores.as_deref().unwrap_or(""), e))?;
+            w.flush().map_err(|e| write_err(opts.scores.as_deref().unwrap_or(""), e))?;
         }
         dead.flush()?;
 
@@ -544,29 +470,14 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     report.insert("agents".into(), json!(distinct.count()));
     report.insert("alerts".into(), json!(alerts));
     report.insert("elapsed_s".into(), json!((secs * 1000.0).round() / 1000.0));
-    report.insert(
-        "events_per_s".into(),
-        json!(if secs > 0.0 {
-            (events as f64 / secs).round()
-        } else {
-            0.0
-        }),
-    );
+    report.insert("events_per_s".into(), json!(if secs > 0.0 { (events as f64 / secs).round() } else { 0.0 }));
     if let Some(e) = &evaluator {
         report.extend(e.report());
     }
     if let Some(path) = &opts.report {
-        let mut text = serde_json::to_string_pretty(&Value::Object(report.clone()))
-            .expect("a JSON map serialises");
+        let mut text = serde_json::to_string_pretty(&Value::Object(report.clone())).expect("a JSON map serialises");
         text.push('\n');
         std::fs::write(path, text).map_err(|e| write_err(path, e))?;
     }
-    Ok(ReplaySummary {
-        report,
-        events,
-        invalid_events: invalid,
-        alerts,
-        rejects_by_reason: rejects,
-        elapsed,
-    })
+    Ok(ReplaySummary { report, events, invalid_events: invalid, alerts, rejects_by_reason: rejects, elapsed })
 }

@@ -29,18 +29,9 @@ impl Merger {
     pub fn new(readers: Vec<LineReader>, limits: Limits, batch_bytes: usize) -> Merger {
         let inputs = readers
             .into_iter()
-            .map(|reader| Input {
-                reader,
-                batch: Batch::default(),
-                cursor: 0,
-                head: None,
-            })
+            .map(|reader| Input { reader, batch: Batch::default(), cursor: 0, head: None })
             .collect();
-        Merger {
-            inputs,
-            limits,
-            batch_bytes: (batch_bytes / 4).max(1 << 16),
-        }
+        Merger { inputs, limits, batch_bytes: (batch_bytes / 4).max(1 << 16) }
     }
 
     /// Bytes consumed from all inputs.
@@ -56,19 +47,14 @@ impl Merger {
         }
         if input.cursor >= input.batch.lines.len() {
             input.cursor = 0;
-            if !input
-                .reader
-                .next_batch(&mut input.batch, self.batch_bytes)?
-            {
+            if !input.reader.next_batch(&mut input.batch, self.batch_bytes)? {
                 return Ok(());
             }
         }
         let l = input.batch.lines[input.cursor];
         input.head = Some(match l.too_long {
             Some(_) => i64::MIN,
-            None => decode(input.batch.bytes(&l), &limits)
-                .map(|e| e.ts_ms)
-                .unwrap_or(i64::MIN),
+            None => decode(input.batch.bytes(&l), &limits).map(|e| e.ts_ms).unwrap_or(i64::MIN),
         });
         Ok(())
     }
@@ -91,11 +77,7 @@ impl Merger {
             let l = input.batch.lines[input.cursor];
             let start = out.buf.len();
             out.buf.extend_from_slice(input.batch.bytes(&l));
-            out.lines.push(crate::input::LineRef {
-                start,
-                end: out.buf.len(),
-                ..l
-            });
+            out.lines.push(crate::input::LineRef { start, end: out.buf.len(), ..l });
             input.cursor += 1;
             input.head = None;
         }
@@ -109,17 +91,14 @@ mod tests {
     use std::io::Cursor;
 
     fn reader(text: &str, source: u32) -> LineReader {
-        LineReader::new(
-            Box::new(Cursor::new(text.as_bytes().to_vec())),
-            source,
-            1 << 20,
-        )
+        LineReader::new(Box::new(Cursor::new(text.as_bytes().to_vec())), source, 1 << 20)
     }
 
     #[test]
     fn merges_by_ts_with_input_order_on_ties() {
         let a = "{\"ts\":1,\"agent_id\":\"a\",\"kind\":\"x\"}\n{\"ts\":5,\"agent_id\":\"a\",\"kind\":\"x\"}\n";
-        let b = "{\"ts\":1,\"agent_id\":\"b\",\"kind\":\"x\"}\nnot json\n{\"ts\":3,\"agent_id\":\"b\",\"kind\":\"x\"}\n";
+        let b =
+            "{\"ts\":1,\"agent_id\":\"b\",\"kind\":\"x\"}\nnot json\n{\"ts\":3,\"agent_id\":\"b\",\"kind\":\"x\"}\n";
         let mut m = Merger::new(vec![reader(a, 0), reader(b, 1)], Limits::default(), 1 << 20);
         let mut out = Batch::default();
         let mut got = Vec::new();

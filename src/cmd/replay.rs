@@ -87,20 +87,12 @@ const GATE_METRICS: &[&str] = &[
 ];
 
 fn parse_gate(s: &str) -> Result<Gate> {
-    let (m, v) = s
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--fail-under {s:?}: expected METRIC=VALUE"))?;
+    let (m, v) = s.split_once('=').ok_or_else(|| anyhow!("--fail-under {s:?}: expected METRIC=VALUE"))?;
     let metric = m.trim().to_string();
     if !GATE_METRICS.contains(&metric.as_str()) {
-        bail!(
-            "--fail-under {s:?}: unknown metric {metric:?} (one of {})",
-            GATE_METRICS.join(", ")
-        );
+        bail!("--fail-under {s:?}: unknown metric {metric:?} (one of {})", GATE_METRICS.join(", "));
     }
-    let min: f64 = v
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("--fail-under {s:?}: {v:?} is not a number"))?;
+    let min: f64 = v.trim().parse().map_err(|_| anyhow!("--fail-under {s:?}: {v:?} is not a number"))?;
     Ok(Gate { metric, min })
 }
 
@@ -109,21 +101,14 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         (a.compare_rules.is_some(), "--compare-rules"),
         (a.rules.is_some(), "--rules"),
         (a.models.is_some(), "--models"),
-        (
-            a.kafka_topic.is_some() || a.from.is_some() || a.to.is_some(),
-            "--kafka-topic",
-        ),
+        (a.kafka_topic.is_some() || a.from.is_some() || a.to.is_some(), "--kafka-topic"),
         (a.enforce_webhooks, "--enforce-webhooks"),
     ] {
         if given {
             return Err(super::not_supported(what));
         }
     }
-    let gates = a
-        .fail_under
-        .iter()
-        .map(|g| parse_gate(g))
-        .collect::<Result<Vec<_>>>()?;
+    let gates = a.fail_under.iter().map(|g| parse_gate(g)).collect::<Result<Vec<_>>>()?;
     let needs_labels = [
         "attacks",
         "detected",
@@ -136,10 +121,7 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         "delay_s_p95",
     ];
     if a.labels.is_none() {
-        if let Some(g) = gates
-            .iter()
-            .find(|g| needs_labels.contains(&g.metric.as_str()))
-        {
+        if let Some(g) = gates.iter().find(|g| needs_labels.contains(&g.metric.as_str())) {
             bail!("--fail-under {}: this figure needs --labels", g.metric);
         }
     }
@@ -151,14 +133,8 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
     opts.labels = a.labels;
     opts.report = a.report;
     opts.dead_letter = a.dead_letter;
-    opts.threads = a
-        .threads
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-        .max(1);
+    opts.threads =
+        a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     opts.progress = true;
     let summary = replay(&opts)?;
 
@@ -175,16 +151,8 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         summary.alerts
     );
     if !summary.rejects_by_reason.is_empty() {
-        let reasons: Vec<String> = summary
-            .rejects_by_reason
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        line.push_str(&format!(
-            "; rejected by reason: {}; see {}",
-            reasons.join(" "),
-            opts.dead_letter
-        ));
+        let reasons: Vec<String> = summary.rejects_by_reason.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        line.push_str(&format!("; rejected by reason: {}; see {}", reasons.join(" "), opts.dead_letter));
     }
     eprintln!("{line}");
     if r.contains_key("recall") {
@@ -235,13 +203,7 @@ mod tests {
 
     #[test]
     fn gates_parse_and_refuse_nonsense() {
-        assert_eq!(
-            parse_gate("recall=0.9").unwrap(),
-            Gate {
-                metric: "recall".into(),
-                min: 0.9
-            }
-        );
+        assert_eq!(parse_gate("recall=0.9").unwrap(), Gate { metric: "recall".into(), min: 0.9 });
         assert!(parse_gate("recall").is_err());
         assert!(parse_gate("recal=0.9").is_err());
         assert!(parse_gate("recall=high").is_err());

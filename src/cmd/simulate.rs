@@ -46,12 +46,8 @@ fn writer(path: &str) -> Result<Box<dyn Write>> {
 }
 
 pub fn run(a: SimulateArgs) -> Result<u8> {
-    let start_ms = vigil_detector::time::parse_ts_text(&a.start).with_context(|| {
-        format!(
-            "--start {:?} is not an RFC 3339 time or epoch milliseconds",
-            a.start
-        )
-    })?;
+    let start_ms = vigil_detector::time::parse_ts_text(&a.start)
+        .with_context(|| format!("--start {:?} is not an RFC 3339 time or epoch milliseconds", a.start))?;
     let duration_ms = match (&a.duration, a.events) {
         (Some(d), _) => Some(parse_duration(d).with_context(|| format!("--duration {d:?}"))?),
         (None, Some(_)) => None,
@@ -71,18 +67,11 @@ pub fn run(a: SimulateArgs) -> Result<u8> {
         Some(p) => Some(writer(p)?),
         None => None,
     };
-    let stats = simulate(
-        &cfg,
-        &mut events,
-        labels.as_mut().map(|w| w as &mut dyn Write),
-    )?;
+    let stats = simulate(&cfg, &mut events, labels.as_mut().map(|w| w as &mut dyn Write))?;
     events.flush().context("writing events")?;
     if let Some(l) = &mut labels {
         l.flush().context("writing labels")?;
     }
-    eprintln!(
-        "simulated {} events from {} agents with {} attack windows",
-        stats.events, stats.agents, stats.attacks
-    );
+    eprintln!("simulated {} events from {} agents with {} attack windows", stats.events, stats.agents, stats.attacks);
     Ok(0)
 }

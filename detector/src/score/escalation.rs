@@ -6,7 +6,8 @@
 //! on the learned mean and variance); a class with no history of escalation is judged against a small
 //! Poisson prior, once it has enough ordinary history to say so.
 
-use super::{Card, Comp, Ctx};
+use super::{Card, ClassSink, Comp, Ctx};
+use crate::classes::{ClassOp, MomentsId};
 use crate::event::{Event, Kind, Outcome};
 use crate::state::{AgentState, ClassState};
 use vigil_models::count_sf;
@@ -16,7 +17,6 @@ const CLASS_WARM: f32 = 20.0;
 /// Ordinary events before a class without escalation history may alert on the prior.
 const PRIOR_WARM_EVENTS: u64 = 500;
 const PRIOR_MEAN: f64 = 0.5;
-const MAX_N: f32 = 2000.0;
 
 #[derive(Clone, Debug, Default)]
 pub struct Detail {
@@ -26,10 +26,11 @@ pub struct Detail {
     pub from_class: bool,
 }
 
-/// Whether an event counts as escalation, and its weight.
+/// Whether an event counts as escalation, and its weight: privileged and `auth` events (denied 3,
+/// error 1.5, ok 1), and any other denied action (1.5: probing a permission boundary).
 pub fn weight(ev: &Event) -> Option<f64> {
     if !(ev.privileged || ev.kind == Kind::Auth) {
-        return None;
+        return (ev.outcome == Outcome::Denied).then_some(1.5);
     }
     Some(match ev.outcome {
         Outcome::Denied => 3.0,
@@ -38,14 +39,7 @@ pub fn weight(ev: &Event) -> Option<f64> {
     })
 }
 
-pub fn score(
-    ctx: &Ctx,
-    ts: i64,
-    agent: &AgentState,
-    class: &ClassState,
-    ev: &Event,
-    card: &mut Card,
-) {
+pub fn score(ctx: &Ctx, ts: i64, agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card) {
     let Some(w) = weight(ev) else { return };
     let level = agent.escalation.at(ts, ctx.escalation_half_life_ms) + w;
     let x = level.floor() as u32;
@@ -53,41 +47,21 @@ pub fn score(
     let (p, warm, mean, from_class) = if m.count() >= CLASS_WARM {
         let mean = m.mean().max(1.0);
         let var = m.var().max(mean);
-        let p = if level <= mean + 2.0 * var.sqrt() {
-            1.0
-        } else {
-            count_sf(x, mean, var)
-        };
+        let p = if level <= mean + 2.0 * var.sqrt() { 1.0 } else { count_sf(x, mean, var) };
         (p, true, mean, true)
     } else {
-        let p = if x >= 2 {
-            count_sf(x, PRIOR_MEAN, PRIOR_MEAN)
-        } else {
-            1.0
-        };
+        let p = if x >= 2 { count_sf(x, PRIOR_MEAN, PRIOR_MEAN) } else { 1.0 };
         (p, class.events >= PRIOR_WARM_EVENTS, PRIOR_MEAN, false)
     };
     card.get_mut(Comp::Escalation).set(p, warm);
-    card.escalation = Detail {
-        level,
-        mean,
-        from_class,
-    };
+    card.escalation = Detail { level, mean, from_class };
 }
 
-pub fn learn(
-    ctx: &Ctx,
-    ts: i64,
-    agent: &mut AgentState,
-    class: &mut ClassState,
-    ev: &Event,
-    card: &Card,
-    w: f64,
-) {
+pub fn learn(ctx: &Ctx, ts: i64, agent: &mut AgentState, class: &mut ClassSink, ev: &Event, card: &Card, w: f64) {
     if ctx.late {
         return;
     }
     let Some(e) = weight(ev) else { return };
     agent.escalation.add(e, ts, ctx.escalation_half_life_ms);
-    class.escalation.observe(card.escalation.level, w, MAX_N);
+    class.push(ClassOp::Moments { which: MomentsId::Escalation, x: card.escalation.level as f32, w: w as f32 });
 }

@@ -9,12 +9,27 @@
 
 pub mod entropy;
 pub mod escalation;
+pub mod evidence;
 pub mod novelty;
 pub mod numeric;
 pub mod rate;
 pub mod sequence;
 
+use crate::classes::{ClassLog, ClassOp};
 use crate::config::EngineConfig;
+
+/// Where a component sends what it teaches the event's class (applied at the next barrier).
+pub struct ClassSink<'a> {
+    pub hash: u64,
+    pub log: &'a mut ClassLog,
+}
+
+impl ClassSink<'_> {
+    #[inline]
+    pub fn push(&mut self, op: ClassOp) {
+        self.log.push(self.hash, op);
+    }
+}
 
 /// The statistical components, in the fixed order used for output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,11 +100,7 @@ pub struct CompScore {
 
 impl Default for CompScore {
     fn default() -> Self {
-        CompScore {
-            p: 1.0,
-            applicable: false,
-            warm: false,
-        }
+        CompScore { p: 1.0, applicable: false, warm: false }
     }
 }
 
@@ -136,6 +147,8 @@ pub struct Card {
     pub entropy: entropy::Detail,
     pub escalation: escalation::Detail,
     pub novelty: novelty::Detail,
+    /// Accumulated evidence per component (the first [`crate::state::ACCUMULATED`] components).
+    pub acc: [evidence::Accumulated; Comp::COUNT],
 }
 
 impl Card {
@@ -161,6 +174,8 @@ pub struct Ctx {
     pub window_ms: i64,
     pub escalation_half_life_ms: i64,
     pub evidence_half_life_ms: i64,
+    /// Smallest window count that can be a rate spike.
+    pub rate_min_count: u32,
     /// The event is late: scored against current state, not learned from.
     pub late: bool,
     /// Shard-local processing counter (least-recently-used bookkeeping).
@@ -174,6 +189,7 @@ impl Ctx {
             window_ms: d.rate_window_secs as i64 * 1000,
             escalation_half_life_ms: d.escalation_half_life_secs as i64 * 1000,
             evidence_half_life_ms: d.evidence_half_life_secs as i64 * 1000,
+            rate_min_count: d.rate_min_count,
             late: false,
             tick: 0,
         }

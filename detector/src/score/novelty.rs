@@ -5,23 +5,22 @@
 //! its observations turn out new (a Good–Turing estimate, [`vigil_models::NoveltyRate`]), and a value
 //! new to the class earns exactly that rate as its p-value — rare in a settled vocabulary, cheap in a
 //! churning one (file names, request ids). A value the class knows but this agent has never used is
-//! weak evidence (its p-value is floored at 0.05). Several new values in a short time add up in a
-//! per-agent evidence accumulator (new egress rarely comes alone).
+//! weak evidence (its p-value is floored at 0.05). Several new values in a short time add up in the
+//! agent's evidence accumulator (new egress rarely comes alone; see [`super::evidence`]).
 
-use super::{Card, Comp, Ctx};
+use super::{Card, ClassSink, Comp, Ctx};
+use crate::classes::{ClassOp, KNOWN_VALUE};
 use crate::event::{host_of, Event, Kind};
 use crate::hash::{combine, hash_bytes, ns};
 use crate::state::{AgentState, ClassState, ValueField};
 
-/// Observations of a field before a class's novelty rate may alert.
+/// Observations of a field before a class's novelty estimate may alert.
 const CLASS_WARM: f32 = 30.0;
 const AGENT_WARM: f32 = 30.0;
-const CLASS_MAX_N: f32 = 5_000.0;
 const AGENT_MAX_N: f32 = 1_000.0;
 /// Floor of the p-value of a value new to the agent but known to its class.
 const AGENT_ONLY_FLOOR: f64 = 0.05;
-/// A value counts as known to the class at this (decayed, learning-weighted) count.
-const KNOWN: f32 = 0.5;
+
 /// Values judged per event.
 pub const MAX_VALUES: usize = 6;
 /// Identifier-like values taken from one event's arguments.
@@ -49,20 +48,42 @@ pub struct Detail {
     /// Index of the value with the smallest p-value.
     pub strongest: Option<usize>,
     pub p_single: f64,
-    pub evidence: f64,
-    pub p_accumulated: f64,
 }
 
 /// Hash of a value, case-insensitive for hosts and identifiers.
 fn value_key(field: ValueField, s: &str) -> u64 {
-    let h = if matches!(field, ValueField::Dest | ValueField::Identifier)
-        && s.bytes().any(|b| b.is_ascii_uppercase())
-    {
+    let h = if matches!(field, ValueField::Dest | ValueField::Identifier) && s.bytes().any(|b| b.is_ascii_uppercase()) {
         hash_bytes(ns::VALUE, s.to_ascii_lowercase().as_bytes())
     } else {
         hash_bytes(ns::VALUE, s.as_bytes())
     };
     combine(h, field as u64)
+}
+
+/// The port of a destination: explicit (`host:port`, `[v6]:port`, URL authority), else implied by a
+/// URL scheme (`https` 443, `http` 80). `None` for a bare host.
+pub fn port_of(dest: &str) -> Option<&str> {
+    let (scheme, rest) = match dest.find("://") {
+        Some(i) => (Some(&dest[..i]), &dest[i + 3..]),
+        None => (None, dest),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let port = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => Some(p),
+            _ => None,
+        },
+    };
+    match port.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        Some(p) => Some(p),
+        None => match scheme.map(str::to_ascii_lowercase).as_deref() {
+            Some("https") | Some("wss") => Some("443"),
+            Some("http") | Some("ws") => Some("80"),
+            _ => None,
+        },
+    }
 }
 
 /// The directory of a path (`/a/b/c.txt` -> `/a/b`; a bare name -> `.`).
@@ -85,16 +106,12 @@ pub fn program_of(cmd: &str) -> &str {
 
 /// Top-level domains that make a bare dotted word a host name rather than a file name.
 const HOST_TLDS: &[&str] = &[
-    "com", "net", "org", "io", "ai", "dev", "app", "co", "cloud", "xyz", "info", "biz", "me", "sh",
-    "site", "online", "ru", "cn", "uk", "de", "fr", "jp", "in", "br", "nl", "eu", "us", "tk",
-    "top", "gov", "edu", "internal", "local",
+    "com", "net", "org", "io", "ai", "dev", "app", "co", "cloud", "xyz", "info", "biz", "me", "sh", "site", "online",
+    "ru", "cn", "uk", "de", "fr", "jp", "in", "br", "nl", "eu", "us", "tk", "top", "gov", "edu", "internal", "local",
 ];
 
 fn looks_like_host(tok: &str) -> bool {
-    if !tok
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
+    if !tok.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
         return false;
     }
     let (mut labels, mut last, mut dotted_quad) = (0, "", true);
@@ -145,10 +162,7 @@ pub fn identifiers(args: &str, out: &mut SpanBuf) {
     }
     let is_sep = |c: char| {
         c.is_whitespace()
-            || matches!(
-                c,
-                '"' | '\'' | ',' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | ';' | '|' | '`'
-            )
+            || matches!(c, '"' | '\'' | ',' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | ';' | '|' | '`')
     };
     let base = args.as_ptr() as usize;
     for tok in args.split(is_sep) {
@@ -177,11 +191,7 @@ pub fn identifiers(args: &str, out: &mut SpanBuf) {
             (off, off + tok.len())
         } else {
             let digits = tok.bytes().filter(u8::is_ascii_digit).count();
-            if digits >= 8
-                && tok
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || b == b'-' || b == b' ')
-            {
+            if digits >= 8 && tok.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b' ') {
                 (off, off + tok.len())
             } else {
                 continue;
@@ -197,6 +207,9 @@ fn collect<'e>(ev: &'e Event, mut push: impl FnMut(ValueField, &'e str, (u32, u3
         Kind::Net => {
             if let Some(d) = ev.dest.as_deref() {
                 push(ValueField::Dest, host_of(d), (0, 0), false);
+                if let Some(port) = port_of(d) {
+                    push(ValueField::Port, port, (0, 0), false);
+                }
             }
         }
         Kind::File => {
@@ -212,12 +225,7 @@ fn collect<'e>(ev: &'e Event, mut push: impl FnMut(ValueField, &'e str, (u32, u3
                 let mut spans = SpanBuf::default();
                 identifiers(raw.get(), &mut spans);
                 for &(a, b) in spans.as_slice() {
-                    push(
-                        ValueField::Identifier,
-                        &raw.get()[a as usize..b as usize],
-                        (a, b),
-                        true,
-                    );
+                    push(ValueField::Identifier, &raw.get()[a as usize..b as usize], (a, b), true);
                 }
             }
         }
@@ -227,13 +235,7 @@ fn collect<'e>(ev: &'e Event, mut push: impl FnMut(ValueField, &'e str, (u32, u3
             }
         }
         Kind::Auth => {
-            for v in [
-                ev.scope.as_deref().or(ev.op.as_deref()),
-                ev.principal.as_deref(),
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for v in [ev.scope.as_deref().or(ev.op.as_deref()), ev.principal.as_deref()].into_iter().flatten() {
                 push(ValueField::Auth, v, (0, 0), false);
             }
         }
@@ -249,10 +251,7 @@ fn collect<'e>(ev: &'e Event, mut push: impl FnMut(ValueField, &'e str, (u32, u3
 /// The text of value `v` of event `ev` (for explanations).
 pub fn value_text<'e>(ev: &'e Event, v: &Value) -> &'e str {
     if v.from_args {
-        return ev
-            .args
-            .map(|r| &r.get()[v.span.0 as usize..v.span.1 as usize])
-            .unwrap_or("");
+        return ev.args.map(|r| &r.get()[v.span.0 as usize..v.span.1 as usize]).unwrap_or("");
     }
     let mut found = "";
     collect(ev, |field, s, _, from_args| {
@@ -263,14 +262,7 @@ pub fn value_text<'e>(ev: &'e Event, v: &Value) -> &'e str {
     found
 }
 
-pub fn score(
-    ctx: &Ctx,
-    ts: i64,
-    agent: &AgentState,
-    class: &ClassState,
-    ev: &Event,
-    card: &mut Card,
-) {
+pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card) {
     let d = &mut card.novelty;
     d.values.clear();
     let mut warm = false;
@@ -280,28 +272,19 @@ pub fn score(
         }
         let key = value_key(field, s);
         let fingerprint = ((key >> 32) as u32).max(1);
-        let class_new = class.vocab.count(key) < KNOWN;
+        let class_new = class.vocab[field as usize].count(key) < KNOWN_VALUE;
         let agent_new = !agent.has_seen(fingerprint);
         let f = field as usize;
         let p = if class_new {
-            warm |= class.novelty[f].count() >= CLASS_WARM;
-            class.novelty[f].rate()
+            warm |= class.vocab[f].observations() >= CLASS_WARM;
+            class.vocab[f].p_new()
         } else if agent_new {
             warm |= agent.novelty[f].count() >= AGENT_WARM;
             agent.novelty[f].rate().max(AGENT_ONLY_FLOOR)
         } else {
             1.0
         };
-        d.values.push(Value {
-            field,
-            key,
-            fingerprint,
-            class_new,
-            agent_new,
-            p,
-            span,
-            from_args,
-        });
+        d.values.push(Value { field, key, fingerprint, class_new, agent_new, p, span, from_args });
     });
     if d.values.is_empty() {
         return;
@@ -312,46 +295,20 @@ pub fn score(
         *p = v.p;
     }
     let p_single = super::min_p(&ps[..d.values.len()]);
-    let (evidence, p_acc) = agent.novelty_acc.peek(
-        if warm { p_single } else { 1.0 },
-        ts,
-        ctx.evidence_half_life_ms,
-    );
     d.strongest = strongest;
     d.p_single = p_single;
-    d.evidence = evidence;
-    d.p_accumulated = p_acc;
-    let p = if p_acc < 1.0 {
-        super::min_p(&[p_single, p_acc])
-    } else {
-        p_single
-    };
-    card.get_mut(Comp::FirstSeen).set(p, warm);
+    card.get_mut(Comp::FirstSeen).set(p_single, warm);
 }
 
-pub fn learn(
-    ctx: &Ctx,
-    ts: i64,
-    agent: &mut AgentState,
-    class: &mut ClassState,
-    card: &Card,
-    w: f64,
-) {
+pub fn learn(ctx: &Ctx, agent: &mut AgentState, class: &mut ClassSink, card: &Card, w: f64) {
     let d = &card.novelty;
     if ctx.late || d.values.is_empty() {
         return;
     }
-    let warm = card.get(Comp::FirstSeen).warm;
-    agent.novelty_acc.observe(
-        if warm { d.p_single } else { 1.0 },
-        ts,
-        ctx.evidence_half_life_ms,
-    );
     for v in &d.values {
         let f = v.field as usize;
-        class.novelty[f].observe(v.class_new, w as f32, CLASS_MAX_N);
+        class.push(ClassOp::Value { field: f as u8, key: v.key, w: w as f32 });
         agent.novelty[f].observe(v.agent_new, w as f32, AGENT_MAX_N);
-        class.vocab.observe(v.key, w as f32);
         agent.remember(v.fingerprint);
     }
 }
@@ -363,28 +320,17 @@ mod tests {
     fn idents(s: &str) -> Vec<&str> {
         let mut spans = SpanBuf::default();
         identifiers(s, &mut spans);
-        spans
-            .as_slice()
-            .iter()
-            .map(|&(a, b)| &s[a as usize..b as usize])
-            .collect()
+        spans.as_slice().iter().map(|&(a, b)| &s[a as usize..b as usize]).collect()
     }
 
     #[test]
     fn finds_identifier_like_argument_values() {
         assert_eq!(
-            idents(
-                r#"{"url":"https://paste.example.net/x?y=1","to":"eve@evil.io","acct":"4111-1111-1111-1111"}"#
-            ),
+            idents(r#"{"url":"https://paste.example.net/x?y=1","to":"eve@evil.io","acct":"4111-1111-1111-1111"}"#),
             vec!["paste.example.net", "eve@evil.io", "4111-1111-1111-1111"]
         );
-        assert_eq!(
-            idents(r#"{"host":"api.github.com","file":"report.pdf","n":12}"#),
-            vec!["api.github.com"]
-        );
-        assert!(
-            idents(r#"{"query":"how do I reset my password","path":"src/main.rs"}"#).is_empty()
-        );
+        assert_eq!(idents(r#"{"host":"api.github.com","file":"report.pdf","n":12}"#), vec!["api.github.com"]);
+        assert!(idents(r#"{"query":"how do I reset my password","path":"src/main.rs"}"#).is_empty());
         assert_eq!(idents("connect 10.0.0.12 now"), vec!["10.0.0.12"]);
     }
 
@@ -395,6 +341,12 @@ mod tests {
         assert_eq!(dir_of("notes.txt"), ".");
         assert_eq!(dir_of(r"C:\Users\x\a.txt"), r"C:\Users\x");
         assert_eq!(program_of("/usr/bin/curl -s http://x"), "curl");
+        assert_eq!(port_of("paste.example.net:443"), Some("443"));
+        assert_eq!(port_of("https://x.io/a:b"), Some("443"));
+        assert_eq!(port_of("http://x.io:8080/"), Some("8080"));
+        assert_eq!(port_of("[2001:db8::1]:22"), Some("22"));
+        assert_eq!(port_of("2001:db8::1"), None);
+        assert_eq!(port_of("host"), None);
         assert_eq!(program_of(""), "");
     }
 }

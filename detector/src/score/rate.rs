@@ -8,19 +8,19 @@
 //! its class (the larger p-value counts), so an agent's first burst of an activity its class knows well
 //! is no alarm, and a new agent is judged by its class alone.
 
-use super::{min_p, Basis, Card, Comp, Ctx};
+use super::{min_p, Basis, Card, ClassSink, Comp, Ctx};
+use crate::classes::ClassOp;
 use crate::event::{Event, Kind};
 use crate::hash::{hash_str, ns};
 use crate::state::{AgentState, ClassState, CountBucket, TOOL_SLOTS};
 use vigil_models::{count_sf, RobustMoments};
 
 /// Completed windows before an agent's own bucket is trusted.
-const AGENT_WARM: f32 = 10.0;
+const AGENT_WARM: f32 = 20.0;
 /// Agent-windows before a class bucket is trusted.
-const CLASS_WARM: f32 = 30.0;
+const CLASS_WARM: f32 = 50.0;
 /// Memory of the baselines, in windows.
 const AGENT_MAX_N: f32 = 500.0;
-const CLASS_MAX_N: f32 = 5000.0;
 /// Floor of a learned mean count (a never-used kind is rare, not impossible).
 const MIN_MEAN: f64 = 0.05;
 
@@ -48,7 +48,7 @@ pub fn advance(
     anomalous_weight: f64,
     alert_score: f64,
     agent: &mut AgentState,
-    class: &mut ClassState,
+    class: &mut ClassSink,
     ts: i64,
 ) {
     let w = ts.div_euclid(ctx.window_ms);
@@ -59,23 +59,17 @@ pub fn advance(
     if w <= agent.window {
         return;
     }
-    let weight = if agent.window_max_score as f64 >= alert_score {
-        anomalous_weight
-    } else {
-        1.0
-    };
+    let weight = if agent.window_max_score as f64 >= alert_score { anomalous_weight } else { 1.0 };
     for (k, b) in agent.kinds.iter_mut().enumerate() {
         let c = b.cur as f64;
-        b.stats.observe(c, weight, AGENT_MAX_N);
-        class.rate_kinds[k].observe(c, weight, CLASS_MAX_N);
+        b.stats.observe_plain(c, weight, AGENT_MAX_N);
+        class.push(ClassOp::RateKind { kind: k as u8, count: c as f32, w: weight as f32 });
         b.cur = 0;
     }
     for slot in agent.tools.iter_mut().filter(|s| s.key != 0) {
         let c = slot.bucket.cur as f64;
-        slot.bucket.stats.observe(c, weight, AGENT_MAX_N);
-        if let Some(m) = class.rate_tools.entry(slot.key as u64) {
-            m.observe(c, weight, CLASS_MAX_N);
-        }
+        slot.bucket.stats.observe_plain(c, weight, AGENT_MAX_N);
+        class.push(ClassOp::RateTool { tool: slot.key, count: c as f32, w: weight as f32 });
         slot.bucket.cur = 0;
     }
     agent.window = w;
@@ -83,30 +77,23 @@ pub fn advance(
 }
 
 /// p-value of a window count `x` against one baseline, or `None` if the baseline is not warm.
-fn tail(x: u32, m: &RobustMoments, warm_at: f32) -> Option<(f64, f64, f64)> {
+fn tail(x: u32, min_count: u32, m: &RobustMoments, warm_at: f32) -> Option<(f64, f64, f64)> {
     if m.count() < warm_at {
         return None;
     }
     let mean = m.mean().max(MIN_MEAN);
     let var = m.var().max(mean);
     let sd = var.sqrt();
-    // Counts within two spreads of the mean are not evidence: skip the tail computation.
-    let p = if (x as f64) <= mean + 2.0 * sd + 1.0 {
-        1.0
-    } else {
-        count_sf(x, mean, var)
-    };
+    // Counts within two spreads of the mean, or below the smallest count that could matter, are not
+    // evidence: skip the tail computation.
+    let p = if x < min_count || (x as f64) <= mean + 2.0 * sd + 1.0 { 1.0 } else { count_sf(x, mean, var) };
     Some((p, mean, sd))
 }
 
 /// Judges `x` against the agent's and the class's baselines.
-fn judge(
-    x: u32,
-    agent: &RobustMoments,
-    class: Option<&RobustMoments>,
-) -> (f64, bool, f64, f64, Basis) {
-    let a = tail(x, agent, AGENT_WARM);
-    let c = class.and_then(|c| tail(x, c, CLASS_WARM));
+fn judge(x: u32, min_count: u32, agent: &RobustMoments, class: Option<&RobustMoments>) -> (f64, bool, f64, f64, Basis) {
+    let a = tail(x, min_count, agent, AGENT_WARM);
+    let c = class.and_then(|c| tail(x, min_count, c, CLASS_WARM));
     match (a, c) {
         (Some(a), Some(c)) => {
             let (p, mean, sd) = if a.0 >= c.0 { a } else { c };
@@ -116,7 +103,7 @@ fn judge(
         (None, Some((p, mean, sd))) => (p, true, mean, sd, Basis::Class),
         (None, None) => {
             let mean = 1.0;
-            let p = if x > 3 { count_sf(x, mean, mean) } else { 1.0 };
+            let p = if x >= min_count { count_sf(x, mean, mean) } else { 1.0 };
             (p, false, mean, 1.0, Basis::Prior)
         }
     }
@@ -134,37 +121,21 @@ pub fn score(ctx: &Ctx, agent: &AgentState, class: &ClassState, ev: &Event, card
     let k = ev.kind.index();
     let x = agent.kinds[k].cur as u32 + 1;
     let (p_kind, warm_kind, mean, sd, basis) =
-        judge(x, &agent.kinds[k].stats, Some(&class.rate_kinds[k]));
-    let mut detail = Detail {
-        by_tool: false,
-        count: x,
-        mean,
-        sd,
-        basis,
-        p: p_kind,
-    };
+        judge(x, ctx.rate_min_count, &agent.kinds[k].stats, Some(&class.rate_kinds[k]));
+    let mut detail = Detail { by_tool: false, count: x, mean, sd, basis, p: p_kind };
     let mut warm = warm_kind;
     let mut p = p_kind;
     if let (Kind::ToolCall, Some(tool)) = (ev.kind, ev.tool.as_deref()) {
         let key = tool_key(tool);
         let empty = CountBucket::default();
-        let bucket = tool_slot(agent, key)
-            .map(|i| &agent.tools[i].bucket)
-            .unwrap_or(&empty);
+        let bucket = tool_slot(agent, key).map(|i| &agent.tools[i].bucket).unwrap_or(&empty);
         let xt = bucket.cur as u32 + 1;
         let (p_tool, warm_tool, mean, sd, basis) =
-            judge(xt, &bucket.stats, class.rate_tools.get(key as u64));
+            judge(xt, ctx.rate_min_count, &bucket.stats, class.rate_tools.get(key as u64));
         warm |= warm_tool;
         p = min_p(&[p_kind, p_tool]);
         if p_tool < p_kind {
-            detail = Detail {
-                by_tool: true,
-                count: xt,
-                mean,
-                sd,
-                basis,
-                p: p_tool,
-            };
+            detail = Detail { by_tool: true, count: xt, mean, sd, basis, p: p_tool };
         }
     }
     card.get_mut(Comp::Rate).set(p, warm);
@@ -185,21 +156,14 @@ pub fn learn(ctx: &Ctx, agent: &mut AgentState, ev: &Event) {
             Some(i) => i,
             None => {
                 // An empty slot, else the least-used tool's slot.
-                let i = agent
-                    .tools
-                    .iter()
-                    .position(|s| s.key == 0)
-                    .unwrap_or_else(|| {
-                        (0..TOOL_SLOTS)
-                            .min_by(|&a, &b| {
-                                let (ma, mb) = (
-                                    agent.tools[a].bucket.stats.mean(),
-                                    agent.tools[b].bucket.stats.mean(),
-                                );
-                                ma.total_cmp(&mb)
-                            })
-                            .unwrap_or(0)
-                    });
+                let i = agent.tools.iter().position(|s| s.key == 0).unwrap_or_else(|| {
+                    (0..TOOL_SLOTS)
+                        .min_by(|&a, &b| {
+                            let (ma, mb) = (agent.tools[a].bucket.stats.mean(), agent.tools[b].bucket.stats.mean());
+                            ma.total_cmp(&mb)
+                        })
+                        .unwrap_or(0)
+                });
                 agent.tools[i].key = key;
                 agent.tools[i].bucket = CountBucket::default();
                 i

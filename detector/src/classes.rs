@@ -1,0 +1,338 @@
+//! Class baselines shared by every shard, learned deterministically.
+//!
+//! Every agent of a class feeds its class's baselines, wherever the agent's shard runs. To keep that
+//! independent of threads and scheduling, class state is **read-only during an epoch**: shards read the
+//! [`ClassTable`] as it stood at the last barrier and append what they would learn to their own
+//! [`ClassLog`]. At the barrier (every `class_sync_events` events of input order) the engine replays
+//! the logs into the table, shard 0 first, then shard 1, ... — a fixed order, so the table after the
+//! barrier is the same for one thread or many. Within an epoch an agent still learns its *own*
+//! baselines immediately; only what it teaches its class waits for the barrier.
+
+use crate::state::ClassState;
+use std::collections::HashMap;
+use vigil_models::RobustMoments;
+
+/// Which class-level moments an op updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MomentsId {
+    Tokens,
+    Latency,
+    BytesOut,
+    Escalation,
+}
+
+/// One deferred update of class state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClassOp {
+    /// One event of the class was processed.
+    Event,
+    /// Tracked agents of the class changed by `delta`.
+    Agents(i32),
+    /// A completed rate window: `count` events of kind `kind`.
+    RateKind {
+        kind: u8,
+        count: f32,
+        w: f32,
+    },
+    /// A completed rate window: `count` calls of tool `tool`.
+    RateTool {
+        tool: u32,
+        count: f32,
+        w: f32,
+    },
+    Moments {
+        which: MomentsId,
+        x: f32,
+        w: f32,
+    },
+    Metric {
+        key: u32,
+        x: f32,
+        w: f32,
+    },
+    /// A sequence step (`prev` 0 = first step) and its surprise.
+    Step {
+        prev: u64,
+        cur: u64,
+        surprise: f32,
+        w: f32,
+    },
+    /// A completed session's length, as `ln(len)`.
+    SessionLen {
+        ln_len: f32,
+    },
+    Entropy {
+        slot: u8,
+        stat: f32,
+        w: f32,
+    },
+    /// One event's evidence jump (excess surprise, 0 for none) for component `comp`.
+    Evidence {
+        comp: u8,
+        jump: f32,
+        w: f32,
+    },
+    /// A tool call repeating the previous one `n` times in a row (0: not a repeat).
+    Repeat {
+        n: f32,
+    },
+
+    /// A value observation of the first-seen detector (whether it was new is decided when applied,
+    /// against the up-to-date vocabulary).
+    Value {
+        field: u8,
+        key: u64,
+        w: f32,
+    },
+}
+
+/// A shard's deferred class updates for one epoch, in processing order.
+#[derive(Default)]
+pub struct ClassLog {
+    ops: Vec<(u64, ClassOp)>,
+    /// Names of classes this shard met that the table did not have yet.
+    names: Vec<(u64, Box<str>)>,
+}
+
+impl ClassLog {
+    #[inline]
+    pub fn push(&mut self, class: u64, op: ClassOp) {
+        self.ops.push((class, op));
+    }
+
+    /// Notes the name of a class the table does not know (once per epoch per shard).
+    pub fn note_new_class(&mut self, hash: u64, name: &str) {
+        if !self.names.iter().any(|(h, _)| *h == hash) {
+            self.names.push((hash, name.into()));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+const NIL: u32 = u32::MAX;
+
+/// Every class's baselines, bounded in count (least recently active evicted).
+pub struct ClassTable {
+    states: Vec<ClassState>,
+    index: HashMap<u64, u32>,
+    /// Least-recently-active order: `prev`/`next` per slot, head = most recent.
+    links: Vec<(u32, u32)>,
+    head: u32,
+    tail: u32,
+    max: usize,
+    /// What a class not in the table reads as.
+    empty: ClassState,
+    /// Classes evicted so far.
+    pub evicted: u64,
+}
+
+/// A value counts as known to a class at this (decayed, learning-weighted) count.
+pub const KNOWN_VALUE: f32 = 0.25;
+/// Memory of the class baselines, in observations.
+pub const CLASS_MAX_N: f32 = 5000.0;
+const MAX_TRANSITIONS: f32 = 50_000.0;
+const MAX_SURPRISES: f32 = 20_000.0;
+const MAX_SESSIONS: f32 = 5_000.0;
+const MAX_TEXTS: f32 = 5_000.0;
+const MAX_VALUES: f32 = 5_000.0;
+
+impl ClassTable {
+    pub fn new(max_classes: usize) -> ClassTable {
+        ClassTable {
+            states: Vec::new(),
+            index: HashMap::new(),
+            links: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            max: max_classes.max(1),
+            empty: ClassState::new("", 0),
+            evicted: 0,
+        }
+    }
+
+    /// The class with hash `h`, or an empty class if the table does not have it (yet).
+    #[inline]
+    pub fn get(&self, h: u64) -> &ClassState {
+        match self.index.get(&h) {
+            Some(&i) => &self.states[i as usize],
+            None => &self.empty,
+        }
+    }
+
+    /// Whether the table has the class.
+    #[inline]
+    pub fn contains(&self, h: u64) -> bool {
+        self.index.contains_key(&h)
+    }
+
+    /// The name of a known class.
+    pub fn name(&self, h: u64) -> Option<&str> {
+        self.index.get(&h).map(|&i| &*self.states[i as usize].name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (p, n) = self.links[i as usize];
+        if p != NIL {
+            self.links[p as usize].1 = n;
+        } else {
+            self.head = n;
+        }
+        if n != NIL {
+            self.links[n as usize].0 = p;
+        } else {
+            self.tail = p;
+        }
+        self.links[i as usize] = (NIL, NIL);
+    }
+
+    fn push_front(&mut self, i: u32) {
+        self.links[i as usize] = (NIL, self.head);
+        if self.head != NIL {
+            self.links[self.head as usize].0 = i;
+        }
+        self.head = i;
+        if self.tail == NIL {
+            self.tail = i;
+        }
+    }
+
+    /// The slot of class `h`, created (evicting the least recently active beyond the cap) if absent.
+    fn slot(&mut self, h: u64, name: Option<&str>) -> u32 {
+        if let Some(&i) = self.index.get(&h) {
+            if self.head != i {
+                self.unlink(i);
+                self.push_front(i);
+            }
+            return i;
+        }
+        let state = ClassState::new(name.unwrap_or("?"), h);
+        let i = if self.states.len() < self.max {
+            self.states.push(state);
+            self.links.push((NIL, NIL));
+            (self.states.len() - 1) as u32
+        } else {
+            let victim = self.tail;
+            self.unlink(victim);
+            self.index.remove(&self.states[victim as usize].hash);
+            self.states[victim as usize] = state;
+            self.evicted += 1;
+            victim
+        };
+        self.index.insert(h, i);
+        self.push_front(i);
+        i
+    }
+
+    /// Applies a shard's log and empties it. Call for shards in a fixed order.
+    pub fn apply(&mut self, log: &mut ClassLog) {
+        let names = std::mem::take(&mut log.names);
+        let name_of = |h: u64| names.iter().find(|(n, _)| *n == h).map(|(_, s)| &**s);
+        let mut last: Option<(u64, u32)> = None;
+        for (h, op) in log.ops.drain(..) {
+            let i = match last {
+                Some((lh, li)) if lh == h => li,
+                _ => {
+                    let i = self.slot(h, name_of(h));
+                    last = Some((h, i));
+                    i
+                }
+            };
+            apply_op(&mut self.states[i as usize], op);
+        }
+    }
+}
+
+fn apply_op(c: &mut ClassState, op: ClassOp) {
+    let moments = |m: &mut RobustMoments, x: f32, w: f32| m.observe(x as f64, w as f64, CLASS_MAX_N);
+    match op {
+        ClassOp::Event => c.events += 1,
+        ClassOp::Agents(d) => c.agents = (c.agents as i64 + d as i64).max(0) as u32,
+        ClassOp::RateKind { kind, count, w } => {
+            if let Some(m) = c.rate_kinds.get_mut(kind as usize) {
+                m.observe_plain(count as f64, w as f64, CLASS_MAX_N);
+            }
+        }
+        ClassOp::RateTool { tool, count, w } => {
+            if let Some(m) = c.rate_tools.entry(tool as u64) {
+                m.observe_plain(count as f64, w as f64, CLASS_MAX_N);
+            }
+        }
+        ClassOp::Moments { which, x, w } => match which {
+            MomentsId::Tokens => c.tokens.observe(x as f64, w as f64, MAX_VALUES),
+            MomentsId::Latency => c.latency.observe(x as f64, w as f64, MAX_VALUES),
+            MomentsId::BytesOut => c.bytes_out.observe(x as f64, w as f64, MAX_VALUES),
+            MomentsId::Escalation => moments(&mut c.escalation, x, w),
+        },
+        ClassOp::Metric { key, x, w } => {
+            if let Some(cal) = c.metrics.entry(key as u64) {
+                cal.observe(x as f64, w as f64, MAX_VALUES);
+            }
+        }
+        ClassOp::Step { prev, cur, surprise, w } => {
+            c.transitions.observe((prev != 0).then_some(prev), cur, w as f64, MAX_TRANSITIONS);
+            c.surprise.observe(surprise as f64, w as f64, MAX_SURPRISES);
+        }
+        ClassOp::SessionLen { ln_len } => c.session_len.observe(ln_len as f64, 1.0, MAX_SESSIONS),
+        ClassOp::Entropy { slot, stat, w } => {
+            if let Some(cal) = c.entropy.get_mut(slot as usize) {
+                cal.observe(stat as f64, w as f64, MAX_TEXTS);
+            }
+        }
+        ClassOp::Evidence { comp, jump, w } => {
+            if let Some(law) = c.jumps.get_mut(comp as usize) {
+                law.observe(jump as f64, w as f64, MAX_VALUES);
+            }
+        }
+        ClassOp::Repeat { n } => c.repeats.observe(n as f64, 1.0, MAX_VALUES),
+
+        ClassOp::Value { field, key, w } => {
+            if let Some(v) = c.vocab.get_mut(field as usize) {
+                v.observe(key, w, CLASS_MAX_N);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_apply_in_order_and_create_classes() {
+        let mut t = ClassTable::new(2);
+        let mut log = ClassLog::default();
+        log.note_new_class(1, "a");
+        log.push(1, ClassOp::Event);
+        log.push(1, ClassOp::Event);
+        log.note_new_class(2, "b");
+        log.push(2, ClassOp::Agents(3));
+        t.apply(&mut log);
+        assert!(log.is_empty());
+        assert_eq!(t.get(1).events, 2);
+        assert_eq!(&*t.get(1).name, "a");
+        assert_eq!(t.get(2).agents, 3);
+        assert_eq!(t.get(9).events, 0, "unknown classes read as empty");
+        // A third class evicts the least recently active (class 1).
+        log.note_new_class(3, "c");
+        log.push(3, ClassOp::Event);
+        t.apply(&mut log);
+        assert!(!t.contains(1));
+        assert!(t.contains(2) && t.contains(3));
+        assert_eq!(t.evicted, 1);
+    }
+}

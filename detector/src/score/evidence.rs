@@ -1,0 +1,89 @@
+//! Sequential evidence: many mildly unusual events in a short time are one strong signal.
+//!
+//! Low-and-slow attacks never produce a single damning event: a trickle of small encoded chunks, a
+//! handful of new destinations, a loop that keeps every call only a little too expensive. So every
+//! component's per-event p-value also feeds a per-agent [`EvidenceAccumulator`] (excess surprise
+//! `max(0, -ln p - ln 10)`, decaying with a half-life of event time). The accumulated evidence is
+//! judged by a compound Poisson law whose jump rate and size the class learns from its own events
+//! ([`vigil_models::JumpLaw`]): per-event p-values are far from uniform in practice (most are exactly
+//! 1), so how often a component normally "jumps" is itself a baseline. A component's final p-value is
+//! the smaller of its instant and accumulated ones, paying a factor 2 for looking twice.
+
+use super::{min_p, Card, ClassSink, Comp, Ctx};
+use crate::classes::ClassOp;
+use crate::state::{AgentState, ClassState, ACCUMULATED};
+use vigil_models::EvidenceAccumulator;
+
+/// Events of a class (for one component) before its jump law may judge accumulated evidence: the law
+/// must have seen the class's ordinary rhythm of mildly unusual events.
+const LAW_WARM: f32 = 1000.0;
+
+/// Accumulated evidence of one component for one event.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Accumulated {
+    /// Decayed excess surprise including this event, nats.
+    pub evidence: f64,
+    /// Its p-value (1 when there is none).
+    pub p: f64,
+    /// The per-event p-value that fed the accumulator.
+    pub p_instant: f64,
+}
+
+/// The per-event p-value a component contributes to its accumulator, if it accumulates at all.
+///
+/// Only statistics of single events accumulate: summing the p-values of consecutive events of one
+/// burst would count the same evidence again and again. Rates and escalation are already sums over a
+/// window of events; of the sequence component only the step surprise accumulates (session length
+/// and repetition are running counts).
+fn per_event_p(c: Comp, card: &Card) -> Option<f64> {
+    let s = card.get(c);
+    if !s.applicable {
+        return None;
+    }
+    let p = match c {
+        Comp::Rate | Comp::Escalation | Comp::ClassChange => return None,
+        Comp::Sequence => card.sequence.p_step,
+        _ => s.p,
+    };
+    Some(if s.warm { p } else { 1.0 })
+}
+
+/// Adds accumulated evidence to every applicable component of `card`.
+pub fn score(ctx: &Ctx, ts: i64, agent: &AgentState, class: &ClassState, card: &mut Card) {
+    for (i, c) in Comp::ALL.into_iter().enumerate().take(ACCUMULATED) {
+        let s = *card.get(c);
+        let Some(p_event) = per_event_p(c, card) else {
+            card.acc[i] = Accumulated::default();
+            continue;
+        };
+        let (evidence, events) = agent.acc[i].peek(p_event, ts, ctx.evidence_half_life_ms);
+        let law = &class.jumps[i];
+        let p_acc = if evidence > 0.0 && law.observations() >= LAW_WARM { law.p_value(evidence, events) } else { 1.0 };
+        card.acc[i] = Accumulated { evidence, p: p_acc, p_instant: p_event };
+        if p_acc < s.p {
+            card.get_mut(c).p = vigil_models::clamp_p(min_p(&[s.p, p_acc]));
+        }
+    }
+}
+
+/// Learns the event's evidence. `alerted`: this event raised an alert, which *consumes* the evidence
+/// that made it (as a CUSUM restarts after signalling): accumulators that spoke are reset, so evidence
+/// of one episode does not keep alerting after the episode ends.
+pub fn learn(ctx: &Ctx, ts: i64, agent: &mut AgentState, class: &mut ClassSink, card: &Card, w: f64, alerted: bool) {
+    if ctx.late {
+        return;
+    }
+    for (i, c) in Comp::ALL.into_iter().enumerate().take(ACCUMULATED) {
+        if per_event_p(c, card).is_none() {
+            continue;
+        }
+        let p_event = card.acc[i].p_instant;
+        if alerted && card.acc[i].p < 1.0 {
+            agent.acc[i] = EvidenceAccumulator::default();
+        } else {
+            agent.acc[i].observe(p_event, ts, ctx.evidence_half_life_ms);
+        }
+        let jump = EvidenceAccumulator::excess(p_event);
+        class.push(ClassOp::Evidence { comp: i as u8, jump: jump as f32, w: w as f32 });
+    }
+}

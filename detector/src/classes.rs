@@ -62,6 +62,7 @@ pub enum ClassOp {
         ln_len: f32,
     },
     Entropy {
+        key: u64,
         slot: u8,
         stat: f32,
         w: f32,
@@ -288,9 +289,17 @@ fn apply_op(c: &mut ClassState, op: ClassOp) {
             c.surprise.observe(surprise as f64, w as f64, MAX_SURPRISES);
         }
         ClassOp::SessionLen { ln_len } => c.session_len.observe(ln_len as f64, 1.0, MAX_SESSIONS),
-        ClassOp::Entropy { slot, stat, w } => {
+        ClassOp::Entropy { key, slot, stat, w } => {
             if let Some(cal) = c.entropy.get_mut(slot as usize) {
                 cal.observe(stat as f64, w as f64, MAX_TEXTS);
+            }
+            if key != 0 {
+                if let Some(cal) = c.entropy_by.entry(key) {
+                    if cal.total() <= 0.0 {
+                        *cal = crate::state::entropy_calibrator();
+                    }
+                    cal.observe(stat as f64, w as f64, MAX_TEXTS);
+                }
             }
         }
         ClassOp::Evidence { comp, jump, w } => {

@@ -8,7 +8,7 @@ use crate::alert::Position;
 use crate::event::Kind;
 use vigil_models::calibrate::TailCalibrator;
 use vigil_models::table::BoundedMap;
-use vigil_models::{EvidenceAccumulator, JumpLaw, NoveltyRate, RobustMoments, TransitionModel, Vocabulary};
+use vigil_models::{EvidenceSet, JumpLaw, NoveltyRate, RobustMoments, TransitionModel, Vocabulary};
 
 /// Tools whose call rates an agent tracks individually.
 pub const TOOL_SLOTS: usize = 6;
@@ -227,7 +227,7 @@ pub struct AgentState {
     pub seen_hand: u8,
     pub novelty: [NoveltyRate; ValueField::COUNT],
     /// Sequential evidence per component (all but class change).
-    pub acc: [EvidenceAccumulator; ACCUMULATED],
+    pub acc: EvidenceSet<ACCUMULATED>,
 
     pub recent_ids: [u64; DEDUP_SLOTS],
     pub recent_ids_hand: u8,
@@ -315,6 +315,12 @@ pub fn text_slot(kind: Kind, op: Option<&str>) -> Option<usize> {
     }
 }
 
+/// A calibrator of the entropy statistic `log2(1 + random bytes)`: 0..20 (a MiB), and one e-fold of
+/// probability per doubling of random bytes beyond anything seen, at least.
+pub fn entropy_calibrator() -> TailCalibrator {
+    TailCalibrator::new(0.0, 20.0, 2.0)
+}
+
 /// The shared baselines of one agent class within a shard.
 #[derive(Clone, Debug)]
 pub struct ClassState {
@@ -337,6 +343,8 @@ pub struct ClassState {
     pub surprise: TailCalibrator,
     pub session_len: TailCalibrator,
     pub entropy: [TailCalibrator; TEXT_KINDS],
+    /// Finer text calibration per (tool or destination host, direction).
+    pub entropy_by: BoundedMap<TailCalibrator>,
     /// Values seen per field, with Good–Turing novelty.
     pub vocab: [Vocabulary; ValueField::COUNT],
     pub escalation: RobustMoments,
@@ -362,7 +370,8 @@ impl ClassState {
             transitions: TransitionModel::new(4096, 1024),
             surprise: TailCalibrator::new(0.0, 24.0, 1.0),
             session_len: TailCalibrator::new(0.0, 12.0, 0.5),
-            entropy: std::array::from_fn(|_| TailCalibrator::new(0.0, 20.0, 2.0)),
+            entropy: std::array::from_fn(|_| entropy_calibrator()),
+            entropy_by: BoundedMap::new(128),
             vocab: ValueField::ALL.map(|f| Vocabulary::new(f.capacity())),
             escalation: Default::default(),
             jumps: [JumpLaw::default(); ACCUMULATED],

@@ -72,6 +72,64 @@ impl EvidenceAccumulator {
     }
 }
 
+/// `N` evidence accumulators sharing one clock: one exponential per event decays them all.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvidenceSet<const N: usize> {
+    ts_ms: i64,
+    evidence: [f32; N],
+    events: [f32; N],
+}
+
+impl<const N: usize> Default for EvidenceSet<N> {
+    fn default() -> Self {
+        EvidenceSet { ts_ms: i64::MIN, evidence: [0.0; N], events: [0.0; N] }
+    }
+}
+
+impl<const N: usize> EvidenceSet<N> {
+    /// The decay factor from the set's clock to `ts_ms` (1 when time does not advance).
+    #[inline]
+    pub fn factor(&self, ts_ms: i64, half_life_ms: i64) -> f64 {
+        if self.ts_ms == i64::MIN || ts_ms <= self.ts_ms {
+            return 1.0;
+        }
+        (-((ts_ms - self.ts_ms) as f64) / half_life_ms.max(1) as f64 * std::f64::consts::LN_2).exp()
+    }
+
+    /// Evidence and event count of accumulator `i` after decaying by `factor` and adding an event with
+    /// p-value `p`, without changing the set.
+    #[inline]
+    pub fn peek(&self, i: usize, p: f64, factor: f64) -> (f64, f64) {
+        (self.evidence[i] as f64 * factor + EvidenceAccumulator::excess(p), self.events[i] as f64 * factor + 1.0)
+    }
+
+    /// Moves the clock to `ts_ms` (never backwards), decaying every accumulator.
+    pub fn advance(&mut self, ts_ms: i64, half_life_ms: i64) {
+        let f = self.factor(ts_ms, half_life_ms) as f32;
+        if f < 1.0 {
+            for (e, n) in self.evidence.iter_mut().zip(self.events.iter_mut()) {
+                *e *= f;
+                *n *= f;
+            }
+        }
+        self.ts_ms = self.ts_ms.max(ts_ms);
+    }
+
+    /// Adds an event with p-value `p` to accumulator `i` (after [`EvidenceSet::advance`]).
+    #[inline]
+    pub fn add(&mut self, i: usize, p: f64) {
+        self.evidence[i] += EvidenceAccumulator::excess(p) as f32;
+        self.events[i] += 1.0;
+    }
+
+    /// Empties accumulator `i` (its evidence was used).
+    #[inline]
+    pub fn reset(&mut self, i: usize) {
+        self.evidence[i] = 0.0;
+        self.events[i] = 0.0;
+    }
+}
+
 /// Smallest jump rate a [`JumpLaw`] assumes.
 pub const MIN_JUMP_RATE: f64 = 0.002;
 
@@ -145,13 +203,27 @@ fn log_add(a: f64, b: f64) -> f64 {
     m + ((a - m).exp() + (b - m).exp()).ln()
 }
 
+/// Above this Chernoff bound the tail is not worth its exact computation: the bound is returned.
+const EXACT_BELOW: f64 = 0.01;
+
 /// `P(S >= a)` where `S` is a sum of `N ~ Poisson(lambda)` independent Exp(1) variables.
+///
+/// When the Chernoff bound `exp(-(√a - √λ)²)` is above 0.01 the bound itself is returned (a valid,
+/// conservative p-value for evidence that does not matter); below it the tail is computed exactly.
 pub fn compound_poisson_sf(a: f64, lambda: f64) -> f64 {
     if a <= 0.0 || !a.is_finite() {
         return 1.0;
     }
     if lambda <= 0.0 {
         return crate::P_FLOOR;
+    }
+    if a <= lambda {
+        return 1.0;
+    }
+    let d = a.sqrt() - lambda.sqrt();
+    let bound = (-d * d).exp();
+    if bound > EXACT_BELOW {
+        return bound;
     }
     let (ln_a, ln_l) = (a.ln(), lambda.ln());
     // log of P(N = j), and log of the gamma tail Q(j, a) = e^-a Σ_{i<j} a^i / i!.
@@ -176,8 +248,8 @@ mod tests {
     #[test]
     fn compound_poisson_matches_simple_cases() {
         // One jump at most matters when lambda is tiny: P ≈ lambda e^-a.
-        let p = compound_poisson_sf(3.0, 1e-4);
-        assert!((p / (1e-4 * (-3.0f64).exp()) - 1.0).abs() < 1e-3, "{p}");
+        let p = compound_poisson_sf(8.0, 1e-4);
+        assert!((p / (1e-4 * (-8.0f64).exp()) - 1.0).abs() < 1e-2, "{p}");
         // Monotone in a and in lambda.
         assert!(compound_poisson_sf(5.0, 1.0) < compound_poisson_sf(4.0, 1.0));
         assert!(compound_poisson_sf(5.0, 2.0) > compound_poisson_sf(5.0, 1.0));
@@ -186,8 +258,8 @@ mod tests {
 
     #[test]
     fn compound_poisson_matches_a_direct_mixture() {
-        // lambda = 2, a = 6: Σ_j Pois(j; 2) Q(j, 6), summed directly.
-        let (lambda, a) = (2.0f64, 6.0f64);
+        // lambda = 2, a = 20: Σ_j Pois(j; 2) Q(j, 20), summed directly.
+        let (lambda, a) = (2.0f64, 20.0f64);
         let mut direct = 0.0;
         let mut pj = (-lambda).exp();
         for j in 1..60 {
@@ -204,6 +276,19 @@ mod tests {
         }
         let got = compound_poisson_sf(a, lambda);
         assert!((got - direct).abs() < 1e-12, "{got} vs {direct}");
+    }
+
+    #[test]
+    fn the_chernoff_shortcut_bounds_the_exact_tail() {
+        for (a, l) in [(3.0, 1.0), (5.0, 2.0), (4.0, 0.5), (10.0, 6.0)] {
+            let d: f64 = f64::sqrt(a) - f64::sqrt(l);
+            let bound = (-d * d).exp();
+            let got = compound_poisson_sf(a, l);
+            assert!(got <= 1.0 && got > 0.0);
+            if bound > EXACT_BELOW {
+                assert_eq!(got, bound);
+            }
+        }
     }
 
     #[test]
@@ -243,6 +328,23 @@ mod tests {
             noisy.observe(if i % 5 == 0 { 3.0 } else { 0.0 }, 1.0, 5000.0);
         }
         assert!(noisy.p_value(13.8, 50.0) > 0.1, "{}", noisy.p_value(13.8, 50.0));
+    }
+
+    #[test]
+    fn a_set_matches_single_accumulators() {
+        let mut set = EvidenceSet::<2>::default();
+        let mut single = EvidenceAccumulator::default();
+        for (i, ts) in [0i64, 30_000, 90_000, 400_000].into_iter().enumerate() {
+            let f = set.factor(ts, 60_000);
+            let (e, n) = set.peek(0, 1e-3, f);
+            set.advance(ts, 60_000);
+            set.add(0, 1e-3);
+            single.observe(1e-3, ts, 60_000);
+            assert!((e - single.evidence()).abs() < 1e-3, "step {i}");
+            assert!((n - single.events()).abs() < 1e-3);
+        }
+        set.reset(0);
+        assert_eq!(set.peek(0, 1.0, 1.0), (0.0, 1.0));
     }
 
     #[test]

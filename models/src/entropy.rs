@@ -92,25 +92,43 @@ pub struct BlobStats {
     pub tokens: u32,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum CharClass {
-    Other,
-    Upper,
-    Lower,
-    Digit,
-    Symbol,
+/// Per-byte facts for the token scan, packed in one table lookup: the character class in the low
+/// three bits (0 = not in a token, 1 upper, 2 lower, 3 digit, 4 symbol), then flags.
+const CLASS_MASK: u8 = 0b111;
+const VOWEL: u8 = 1 << 3;
+const NON_HEX: u8 = 1 << 4;
+const LETTER: u8 = 1 << 5;
+const DIGIT: u8 = 1 << 6;
+
+const fn byte_facts() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let hex = c.is_ascii_hexdigit();
+        let lower = c | 0x20;
+        let vowel = matches!(lower, b'a' | b'e' | b'i' | b'o' | b'u') && c.is_ascii_alphabetic();
+        t[b] = match c {
+            b'A'..=b'Z' => 1 | LETTER,
+            b'a'..=b'z' => 2 | LETTER,
+            b'0'..=b'9' => 3 | DIGIT,
+            b'+' | b'/' | b'=' | b'_' | b'-' => 4,
+            _ => 0,
+        };
+        if t[b] != 0 {
+            if !hex {
+                t[b] |= NON_HEX;
+            }
+            if vowel {
+                t[b] |= VOWEL;
+            }
+        }
+        b += 1;
+    }
+    t
 }
 
-#[inline]
-fn class_of(b: u8) -> CharClass {
-    match b {
-        b'A'..=b'Z' => CharClass::Upper,
-        b'a'..=b'z' => CharClass::Lower,
-        b'0'..=b'9' => CharClass::Digit,
-        b'+' | b'/' | b'=' | b'_' | b'-' => CharClass::Symbol,
-        _ => CharClass::Other,
-    }
-}
+static FACTS: [u8; 256] = byte_facts();
 
 /// A token of the encoded-data alphabet being measured.
 #[derive(Default)]
@@ -141,46 +159,50 @@ fn token_is_random(bytes: &[u8], run: &Run) -> bool {
     run.len < ENTROPY_TEST_LEN || randomness(&bytes[run.start..run.start + run.len]).ratio >= 0.85
 }
 
+fn scan_part(part: &[u8], stats: &mut BlobStats) {
+    let mut run = Run::default();
+    let mut prev = 0u8;
+    let close = |run: &Run, stats: &mut BlobStats| {
+        if token_is_random(part, run) {
+            stats.random_bytes += run.len;
+            stats.longest = stats.longest.max(run.len);
+            stats.tokens += 1;
+        }
+    };
+    for (i, &b) in part.iter().enumerate() {
+        let f = FACTS[b as usize];
+        let c = f & CLASS_MASK;
+        if c == 0 {
+            if run.len > 0 {
+                close(&run, stats);
+                run = Run::default();
+            }
+            run.start = i + 1;
+        } else {
+            run.switches += (run.len > 0 && c != prev) as usize;
+            run.non_hex |= f & NON_HEX != 0;
+            run.len += 1;
+            run.letters += (f & LETTER != 0) as usize;
+            run.vowels += (f & VOWEL != 0) as usize;
+            run.digits += (f & DIGIT != 0) as usize;
+        }
+        prev = c;
+    }
+    if run.len > 0 {
+        close(&run, stats);
+    }
+}
+
 /// Finds the tokens of `bytes` that look like encoded data (see the module docs).
 pub fn blob_scan(bytes: &[u8]) -> BlobStats {
     let mut stats = BlobStats::default();
-    let mut scan = |part: &[u8]| {
-        let mut run = Run::default();
-        let mut prev = CharClass::Other;
-        for (i, &b) in part.iter().chain(std::iter::once(&b' ')).enumerate() {
-            let c = class_of(b);
-            if c == CharClass::Other {
-                if token_is_random(part, &run) {
-                    stats.random_bytes += run.len;
-                    stats.longest = stats.longest.max(run.len);
-                    stats.tokens += 1;
-                }
-                run = Run { start: i + 1, ..Run::default() };
-            } else {
-                if run.len > 0 && c != prev {
-                    run.switches += 1;
-                }
-                run.non_hex |= !b.is_ascii_hexdigit();
-                run.len += 1;
-                match c {
-                    CharClass::Upper | CharClass::Lower => {
-                        run.letters += 1;
-                        run.vowels += matches!(b | 0x20, b'a' | b'e' | b'i' | b'o' | b'u') as usize;
-                    }
-                    CharClass::Digit => run.digits += 1,
-                    _ => {}
-                }
-            }
-            prev = c;
-        }
-    };
     if bytes.len() > SAMPLE_BYTES {
-        scan(&bytes[..SAMPLE_BYTES / 2]);
-        scan(&bytes[bytes.len() - SAMPLE_BYTES / 2..]);
+        scan_part(&bytes[..SAMPLE_BYTES / 2], &mut stats);
+        scan_part(&bytes[bytes.len() - SAMPLE_BYTES / 2..], &mut stats);
         // Scale the sample's finding to the whole string.
         stats.random_bytes = stats.random_bytes * bytes.len() / SAMPLE_BYTES;
     } else {
-        scan(bytes);
+        scan_part(bytes, &mut stats);
     }
     stats
 }

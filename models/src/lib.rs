@@ -28,7 +28,7 @@ pub mod moments;
 pub mod novelty;
 pub mod table;
 
-pub use accumulate::{EvidenceAccumulator, JumpLaw};
+pub use accumulate::{EvidenceAccumulator, EvidenceSet, JumpLaw};
 pub use calibrate::TailCalibrator;
 pub use counts::{count_sf, CountStats};
 pub use entropy::{blob_scan, randomness, BlobStats, Randomness};

@@ -11,6 +11,7 @@
 use super::{Card, ClassSink, Comp, Ctx};
 use crate::classes::ClassOp;
 use crate::event::{Event, Kind};
+use crate::hash::{combine, hash_str, ns};
 use crate::state::{text_slot, ClassState};
 use std::borrow::Cow;
 use vigil_models::blob_scan;
@@ -25,6 +26,9 @@ pub struct Detail {
     pub field: &'static str,
     /// Calibrator slot (direction) of the text.
     pub slot: u8,
+    /// Key of the per-tool / per-host calibration (0: none), and whether it judged this text.
+    pub key: u64,
+    pub by_key: bool,
     pub len: usize,
     pub random_bytes: usize,
     pub stat: f64,
@@ -54,6 +58,16 @@ fn text_bytes<'e>(ev: &'e Event<'_>) -> Option<(&'static str, Cow<'e, str>)> {
     text_of(ev)
 }
 
+/// The key of the finer calibration of an event's text: its tool, or its destination host.
+fn text_key(ev: &Event, slot: usize) -> Option<u64> {
+    let name = match ev.kind {
+        Kind::ToolCall | Kind::ToolResult => ev.tool.as_deref()?,
+        Kind::Net => ev.dest_host()?,
+        _ => return None,
+    };
+    Some(combine(hash_str(ns::SYMBOL, name), slot as u64))
+}
+
 pub fn score(class: &ClassState, ev: &Event, card: &mut Card) {
     let Some(slot) = text_slot(ev.kind, ev.op.as_deref()) else { return };
     let Some((field, text)) = text_bytes(ev) else { return };
@@ -61,11 +75,28 @@ pub fn score(class: &ClassState, ev: &Event, card: &mut Card) {
     // calibrator must learn is normal.
     let random_bytes = if text.len() >= MIN_TEXT { blob_scan(text.as_bytes()).random_bytes } else { 0 };
     let stat = (1.0 + random_bytes as f64).log2();
-    let cal = &class.entropy[slot];
+    // The finest calibration with enough history: per tool (arguments and results) or destination
+    // host (network payloads) — a tool whose arguments never carry blobs tells more than a class
+    // whose other tools send tokens all day — else the class's texts of this direction.
+    let key = text_key(ev, slot);
+    let fine = key.and_then(|k| class.entropy_by.get(k)).filter(|c| c.total() >= WARM);
+    let (cal, by) = match fine {
+        Some(c) => (c, true),
+        None => (&class.entropy[slot], false),
+    };
     let p_single = if random_bytes > 0 { cal.p_value(stat) } else { 1.0 };
     let warm = cal.total() >= WARM;
     card.get_mut(Comp::Entropy).set(p_single, warm);
-    card.entropy = Detail { field, slot: slot as u8, len: text.len(), random_bytes, stat, p_single };
+    card.entropy = Detail {
+        field,
+        slot: slot as u8,
+        key: key.unwrap_or(0),
+        by_key: by,
+        len: text.len(),
+        random_bytes,
+        stat,
+        p_single,
+    };
 }
 
 pub fn learn(ctx: &Ctx, class: &mut ClassSink, card: &Card, w: f64) {
@@ -74,5 +105,5 @@ pub fn learn(ctx: &Ctx, class: &mut ClassSink, card: &Card, w: f64) {
         return;
     }
     let d = &card.entropy;
-    class.push(ClassOp::Entropy { slot: d.slot, stat: d.stat as f32, w: w as f32 });
+    class.push(ClassOp::Entropy { key: d.key, slot: d.slot, stat: d.stat as f32, w: w as f32 });
 }

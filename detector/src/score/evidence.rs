@@ -50,13 +50,14 @@ fn per_event_p(c: Comp, card: &Card) -> Option<f64> {
 
 /// Adds accumulated evidence to every applicable component of `card`.
 pub fn score(ctx: &Ctx, ts: i64, agent: &AgentState, class: &ClassState, card: &mut Card) {
+    let factor = agent.acc.factor(ts, ctx.evidence_half_life_ms);
     for (i, c) in Comp::ALL.into_iter().enumerate().take(ACCUMULATED) {
         let s = *card.get(c);
         let Some(p_event) = per_event_p(c, card) else {
             card.acc[i] = Accumulated::default();
             continue;
         };
-        let (evidence, events) = agent.acc[i].peek(p_event, ts, ctx.evidence_half_life_ms);
+        let (evidence, events) = agent.acc.peek(i, p_event, factor);
         let law = &class.jumps[i];
         let p_acc = if evidence > 0.0 && law.observations() >= LAW_WARM { law.p_value(evidence, events) } else { 1.0 };
         card.acc[i] = Accumulated { evidence, p: p_acc, p_instant: p_event };
@@ -73,15 +74,16 @@ pub fn learn(ctx: &Ctx, ts: i64, agent: &mut AgentState, class: &mut ClassSink, 
     if ctx.late {
         return;
     }
+    agent.acc.advance(ts, ctx.evidence_half_life_ms);
     for (i, c) in Comp::ALL.into_iter().enumerate().take(ACCUMULATED) {
         if per_event_p(c, card).is_none() {
             continue;
         }
         let p_event = card.acc[i].p_instant;
         if alerted && card.acc[i].p < 1.0 {
-            agent.acc[i] = EvidenceAccumulator::default();
+            agent.acc.reset(i);
         } else {
-            agent.acc[i].observe(p_event, ts, ctx.evidence_half_life_ms);
+            agent.acc.add(i, p_event);
         }
         let jump = EvidenceAccumulator::excess(p_event);
         class.push(ClassOp::Evidence { comp: i as u8, jump: jump as f32, w: w as f32 });

@@ -46,12 +46,15 @@ pub enum ValueField {
     Model,
     /// Identifier-like values inside tool arguments (URLs, hosts, e-mail addresses, account numbers).
     Identifier,
-    /// Port of a `net` destination (explicit, or implied by a URL scheme).
+        /// Port of a `net` destination (explicit, or implied by a URL scheme).
     Port,
+    /// The first two components of a `file` path (`/etc/ssh`, `/workspace/repo`): a coarse view that
+    /// settles even when file names and directories never do.
+    PathRoot,
 }
 
 impl ValueField {
-    pub const COUNT: usize = 8;
+        pub const COUNT: usize = 9;
     pub const ALL: [ValueField; ValueField::COUNT] = [
         ValueField::Dest,
         ValueField::PathDir,
@@ -60,7 +63,8 @@ impl ValueField {
         ValueField::Auth,
         ValueField::Model,
         ValueField::Identifier,
-        ValueField::Port,
+                ValueField::Port,
+        ValueField::PathRoot,
     ];
 
     /// Values a class remembers for this field.
@@ -80,7 +84,8 @@ impl ValueField {
             ValueField::Auth => "auth target",
             ValueField::Model => "model",
             ValueField::Identifier => "identifier",
-            ValueField::Port => "port",
+                        ValueField::Port => "port",
+            ValueField::PathRoot => "path prefix",
         }
     }
 }

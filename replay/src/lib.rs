@@ -260,15 +260,190 @@ struct LineRefSource {
     line: u64,
 }
 
+/// Where one replay's results go, in input order: counters, dead letters, score lines, alerts and the
+/// evaluation. Both the sequential and the parallel paths emit through it.
+struct Sink<'o> {
+    opts: &'o ReplayOptions,
+    names: Vec<String>,
+    alerts_out: Box<dyn Write>,
+    scores_out: Option<Box<dyn Write>>,
+    dead: LazyFile,
+    evaluator: Option<Evaluator>,
+    distinct: DistinctCounter,
+    rejects: BTreeMap<&'static str, u64>,
+    events: u64,
+    invalid: u64,
+    duplicates: u64,
+    late: u64,
+    alerts: u64,
+    line_buf: String,
+}
+
+impl Sink<'_> {
+    fn rejected(&mut self, r: &Reject, source: u32, line: u64, raw: &[u8]) -> Result<(), ReplayError> {
+        self.invalid += 1;
+        *self.rejects.entry(r.reason.code()).or_default() += 1;
+        self.line_buf.clear();
+        let name = self.names.get(source as usize).map(String::as_str).unwrap_or("");
+        write_record(&mut self.line_buf, r, name, line, raw);
+        self.line_buf.push('\n');
+        let path = &self.opts.dead_letter;
+        self.dead.get()?.write_all(self.line_buf.as_bytes()).map_err(|e| write_err(path, e))
+    }
+
+    /// One processed event: `score_line` is its formatted score line (when scores are written).
+    fn scored(
+        &mut self,
+        ev: &Event,
+        agent_hash: u64,
+        duplicate: bool,
+        late: bool,
+        score_line: &[u8],
+        alert: Option<&Alert>,
+    ) -> Result<(), ReplayError> {
+        if duplicate {
+            self.duplicates += 1;
+        } else {
+            self.events += 1;
+            self.late += late as u64;
+            self.distinct.add(agent_hash);
+            if let Some(e) = &mut self.evaluator {
+                e.observe_event(&ev.agent_id, ev.ts_ms);
+            }
+            if let Some(w) = &mut self.scores_out {
+                w.write_all(score_line).map_err(|e| write_err(self.opts.scores.as_deref().unwrap_or(""), e))?;
+            }
+        }
+        if let Some(alert) = alert {
+            self.alerts += 1;
+            self.line_buf.clear();
+            alert.write_json(&mut self.line_buf, &self.names);
+            self.line_buf.push('\n');
+            self.alerts_out.write_all(self.line_buf.as_bytes()).map_err(|e| write_err(&self.opts.alerts, e))?;
+            if let Some(e) = &mut self.evaluator {
+                e.observe_alert(&AlertRef {
+                    agent_id: alert.agent_id.clone(),
+                    session_id: alert.session_id.clone(),
+                    ts_ms: alert.ts_ms,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far visible (a killed run leaves what it had written).
+    fn flush(&mut self) -> Result<(), ReplayError> {
+        self.alerts_out.flush().map_err(|e| write_err(&self.opts.alerts, e))?;
+        if let Some(w) = &mut self.scores_out {
+            w.flush().map_err(|e| write_err(self.opts.scores.as_deref().unwrap_or(""), e))?;
+        }
+        self.dead.flush()
+    }
+}
+
+/// One batch on one thread: decode, detect and emit line by line (no intermediate vectors).
+fn run_sequential(batch: &Batch, engine: &mut Engine, limits: &Limits, sink: &mut Sink) -> Result<(), ReplayError> {
+    let shards = engine.config().engine.shards;
+    let with_scores = sink.scores_out.is_some();
+    let mut score_buf = String::with_capacity(256);
+    for l in &batch.lines {
+        match decode_line(batch, l, limits, shards) {
+            Decoded::Rejected(r) => sink.rejected(&r, l.source, l.line, batch.bytes(l))?,
+            Decoded::Event { ev, agent_hash, .. } => {
+                let v = engine.process(&ev, Position { source: l.source, offset: l.line });
+                score_buf.clear();
+                if with_scores && !v.duplicate {
+                    write_score_line(&mut score_buf, &ev, &v);
+                    score_buf.push('\n');
+                }
+                sink.scored(&ev, agent_hash, v.duplicate, v.late, score_buf.as_bytes(), v.alert.as_ref())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One batch on several threads: decode in parallel chunks, detect with each thread owning a fixed
+/// subset of the shards (epoch by epoch, barriers in between), then emit in input order.
+fn run_parallel(
+    batch: &Batch,
+    engine: &mut Engine,
+    limits: &Limits,
+    threads: usize,
+    sink: &mut Sink,
+) -> Result<(), ReplayError> {
+    let shards = engine.config().engine.shards;
+    let n = batch.lines.len();
+    let srcs: Vec<LineRefSource> =
+        batch.lines.iter().map(|l| LineRefSource { source: l.source, line: l.line }).collect();
+
+    // Phase 1: decode.
+    let per = n.div_ceil(threads).max(1);
+    let decoded: Vec<Vec<Decoded>> = std::thread::scope(|s| {
+        let handles: Vec<_> = batch
+            .lines
+            .chunks(per)
+            .map(|ls| s.spawn(move || ls.iter().map(|l| decode_line(batch, l, limits, shards)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("decode thread panicked")).collect()
+    });
+
+    // Phase 2: detect, epoch by epoch: class baselines are updated at the barriers between epochs.
+    let flat: Vec<&Decoded> = decoded.iter().flatten().collect();
+    let with_scores = sink.scores_out.is_some();
+    let mut outs: Vec<ThreadOut> = (0..threads).map(|_| ThreadOut::default()).collect();
+    let mut from = 0usize;
+    while from < flat.len() {
+        let budget = engine.until_sync();
+        let (mut to, mut count) = (from, 0usize);
+        while to < flat.len() && count < budget {
+            count += matches!(flat[to], Decoded::Event { .. }) as usize;
+            to += 1;
+        }
+        let (classes, all_shards) = engine.parts();
+        let mut groups: Vec<Vec<(usize, &mut Shard)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, sh) in all_shards.iter_mut().enumerate() {
+            groups[i % threads].push((i, sh));
+        }
+        let epoch = Epoch { flat: &flat, range: from..to, classes, total_shards: shards, sources: &srcs, with_scores };
+        let epoch = &epoch;
+        std::thread::scope(|s| {
+            for (g, out) in groups.iter_mut().zip(outs.iter_mut()) {
+                s.spawn(move || detect(epoch, g, out));
+            }
+        });
+        engine.finish_events(count);
+        from = to;
+    }
+
+    // Phase 3: emit in input order.
+    let mut cursors = vec![0usize; outs.len()];
+    for (index, d) in flat.iter().enumerate() {
+        let l = &batch.lines[index];
+        match d {
+            Decoded::Rejected(r) => sink.rejected(r, l.source, l.line, batch.bytes(l))?,
+            Decoded::Event { ev, agent_hash, .. } => {
+                let t = (0..outs.len())
+                    .find(|&t| outs[t].outs.get(cursors[t]).is_some_and(|x| x.index as usize == index))
+                    .expect("every event has exactly one detect result");
+                let o = &outs[t].outs[cursors[t]];
+                cursors[t] += 1;
+                let line = &outs[t].scores.as_bytes()[o.score.0 as usize..o.score.1 as usize];
+                sink.scored(ev, *agent_hash, o.duplicate, o.late, line, o.alert.as_deref())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Replays recorded runs through the engine.
 pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let t0 = Instant::now();
     let mut engine = Engine::new(opts.engine.clone())?;
     let limits =
         Limits { max_event_bytes: opts.engine.engine.max_event_bytes, max_depth: opts.engine.engine.max_depth };
-    let names: Vec<String> = opts.inputs.iter().map(|p| source_name(p)).collect();
 
-    let mut evaluator = match &opts.labels {
+    let evaluator = match &opts.labels {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| ReplayError::Open { path: path.clone(), source: e })?;
@@ -293,24 +468,30 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         opts.inputs.iter().map(|p| std::fs::metadata(p).ok().map(|m| m.len())).sum()
     };
 
-    let mut alerts_out = create(&opts.alerts)?;
-    let mut scores_out = match &opts.scores {
-        Some(p) => Some(create(p)?),
-        None => None,
+    let mut sink = Sink {
+        opts,
+        names: opts.inputs.iter().map(|p| source_name(p)).collect(),
+        alerts_out: create(&opts.alerts)?,
+        scores_out: match &opts.scores {
+            Some(p) => Some(create(p)?),
+            None => None,
+        },
+        dead: LazyFile { path: opts.dead_letter.clone(), file: None },
+        evaluator,
+        distinct: DistinctCounter::default(),
+        rejects: BTreeMap::new(),
+        events: 0,
+        invalid: 0,
+        duplicates: 0,
+        late: 0,
+        alerts: 0,
+        line_buf: String::with_capacity(4096),
     };
-    let mut dead = LazyFile { path: opts.dead_letter.clone(), file: None };
 
-    let shards = engine.config().engine.shards;
-    let threads = opts.threads.clamp(1, shards);
+    let threads = opts.threads.clamp(1, engine.config().engine.shards);
     let mut batch = Batch::default();
-    let mut distinct = DistinctCounter::default();
-    let mut rejects: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let (mut events, mut invalid, mut duplicates, mut late, mut alerts) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut line_buf = String::with_capacity(4096);
     let mut last_progress = Instant::now();
     let progress = opts.progress && io::stderr().is_terminal();
-    let input_name = |s: u32| names.get(s as usize).map(String::as_str).unwrap_or("");
-
     loop {
         let more = source
             .next_batch(&mut batch, opts.batch_bytes)
@@ -318,130 +499,12 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         if !more {
             break;
         }
-        let n = batch.lines.len();
-        let srcs: Vec<LineRefSource> =
-            batch.lines.iter().map(|l| LineRefSource { source: l.source, line: l.line }).collect();
-
-        // Phase 1: decode.
-        let decoded: Vec<Vec<Decoded>> = if threads == 1 {
-            vec![batch.lines.iter().map(|l| decode_line(&batch, l, &limits, shards)).collect()]
+        if threads == 1 {
+            run_sequential(&batch, &mut engine, &limits, &mut sink)?;
         } else {
-            let per = n.div_ceil(threads).max(1);
-            let batch_ref = &batch;
-            std::thread::scope(|s| {
-                let handles: Vec<_> = batch_ref
-                    .lines
-                    .chunks(per)
-                    .map(|ls| {
-                        s.spawn(move || {
-                            ls.iter().map(|l| decode_line(batch_ref, l, &limits, shards)).collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().expect("decode thread panicked")).collect()
-            })
-        };
-
-        // Phase 2: detect, each thread on a fixed subset of shards, epoch by epoch: class baselines
-        // are updated at the barriers between epochs.
-        let flat: Vec<&Decoded> = decoded.iter().flatten().collect();
-        let with_scores = scores_out.is_some();
-        let mut outs: Vec<ThreadOut> = (0..threads).map(|_| ThreadOut::default()).collect();
-        let mut from = 0usize;
-        while from < flat.len() {
-            let budget = engine.until_sync();
-            let (mut to, mut count) = (from, 0usize);
-            while to < flat.len() && count < budget {
-                count += matches!(flat[to], Decoded::Event { .. }) as usize;
-                to += 1;
-            }
-            let (classes, all_shards) = engine.parts();
-            let mut groups: Vec<Vec<(usize, &mut Shard)>> = (0..threads).map(|_| Vec::new()).collect();
-            for (i, sh) in all_shards.iter_mut().enumerate() {
-                groups[i % threads].push((i, sh));
-            }
-            let epoch =
-                Epoch { flat: &flat, range: from..to, classes, total_shards: shards, sources: &srcs, with_scores };
-            if threads == 1 {
-                for g in &mut groups {
-                    detect(&epoch, g, &mut outs[0]);
-                }
-            } else {
-                let epoch = &epoch;
-                std::thread::scope(|s| {
-                    for (g, out) in groups.iter_mut().zip(outs.iter_mut()) {
-                        s.spawn(move || detect(epoch, g, out));
-                    }
-                });
-            }
-            engine.finish_events(count);
-            from = to;
+            run_parallel(&batch, &mut engine, &limits, threads, &mut sink)?;
         }
-
-        // Phase 3: emit in input order.
-        let mut cursors = vec![0usize; outs.len()];
-        let mut index = 0usize;
-        for chunk in &decoded {
-            for d in chunk {
-                let l = &batch.lines[index];
-                match d {
-                    Decoded::Rejected(r) => {
-                        invalid += 1;
-                        *rejects.entry(r.reason.code()).or_default() += 1;
-                        line_buf.clear();
-                        write_record(&mut line_buf, r, input_name(l.source), l.line, batch.bytes(l));
-                        line_buf.push('\n');
-                        dead.get()?.write_all(line_buf.as_bytes()).map_err(|e| write_err(&opts.dead_letter, e))?;
-                    }
-                    Decoded::Event { ev, agent_hash, .. } => {
-                        let t = outs
-                            .iter()
-                            .enumerate()
-                            .position(|(t, o)| o.outs.get(cursors[t]).is_some_and(|x| x.index as usize == index))
-                            .expect("every event has exactly one detect result");
-                        let o = &outs[t].outs[cursors[t]];
-                        cursors[t] += 1;
-                        if o.duplicate {
-                            duplicates += 1;
-                        } else {
-                            events += 1;
-                            late += o.late as u64;
-                            distinct.add(*agent_hash);
-                            if let Some(e) = &mut evaluator {
-                                e.observe_event(&ev.agent_id, ev.ts_ms);
-                            }
-                            if let Some(w) = &mut scores_out {
-                                let (a, b) = o.score;
-                                w.write_all(&outs[t].scores.as_bytes()[a as usize..b as usize])
-                                    .map_err(|e| write_err(opts.scores.as_deref().unwrap_or(""), e))?;
-                            }
-                        }
-                        if let Some(alert) = &o.alert {
-                            alerts += 1;
-                            line_buf.clear();
-                            alert.write_json(&mut line_buf, &names);
-                            line_buf.push('\n');
-                            alerts_out.write_all(line_buf.as_bytes()).map_err(|e| write_err(&opts.alerts, e))?;
-                            if let Some(e) = &mut evaluator {
-                                e.observe_alert(&AlertRef {
-                                    agent_id: alert.agent_id.clone(),
-                                    session_id: alert.session_id.clone(),
-                                    ts_ms: alert.ts_ms,
-                                });
-                            }
-                        }
-                    }
-                }
-                index += 1;
-            }
-        }
-        drop(flat);
-        drop(decoded);
-        alerts_out.flush().map_err(|e| write_err(&opts.alerts, e))?;
-        if let Some(w) = &mut scores_out {
-            w.flush().map_err(|e| write_err(opts.scores.as_deref().unwrap_or(""), e))?;
-        }
-        dead.flush()?;
+        sink.flush()?;
 
         if progress && last_progress.elapsed() >= Duration::from_millis(200) {
             last_progress = Instant::now();
@@ -451,8 +514,11 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 .map(|t| format!("{:>3.0}% ", 100.0 * source.bytes_read() as f64 / t as f64))
                 .unwrap_or_default();
             eprint!(
-                "\r\x1b[2K{pct}{events} events ({:.0}/s), {invalid} rejected, {alerts} alerts",
-                events as f64 / secs
+                "\r\x1b[2K{pct}{} events ({:.0}/s), {} rejected, {} alerts",
+                sink.events,
+                sink.events as f64 / secs,
+                sink.invalid,
+                sink.alerts
             );
         }
     }
@@ -463,15 +529,15 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let elapsed = t0.elapsed();
     let secs = elapsed.as_secs_f64();
     let mut report = Map::new();
-    report.insert("events".into(), json!(events));
-    report.insert("invalid_events".into(), json!(invalid));
-    report.insert("duplicate_events".into(), json!(duplicates));
-    report.insert("late_events".into(), json!(late));
-    report.insert("agents".into(), json!(distinct.count()));
-    report.insert("alerts".into(), json!(alerts));
+    report.insert("events".into(), json!(sink.events));
+    report.insert("invalid_events".into(), json!(sink.invalid));
+    report.insert("duplicate_events".into(), json!(sink.duplicates));
+    report.insert("late_events".into(), json!(sink.late));
+    report.insert("agents".into(), json!(sink.distinct.count()));
+    report.insert("alerts".into(), json!(sink.alerts));
     report.insert("elapsed_s".into(), json!((secs * 1000.0).round() / 1000.0));
-    report.insert("events_per_s".into(), json!(if secs > 0.0 { (events as f64 / secs).round() } else { 0.0 }));
-    if let Some(e) = &evaluator {
+    report.insert("events_per_s".into(), json!(if secs > 0.0 { (sink.events as f64 / secs).round() } else { 0.0 }));
+    if let Some(e) = &sink.evaluator {
         report.extend(e.report());
     }
     if let Some(path) = &opts.report {
@@ -479,5 +545,12 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         text.push('\n');
         std::fs::write(path, text).map_err(|e| write_err(path, e))?;
     }
-    Ok(ReplaySummary { report, events, invalid_events: invalid, alerts, rejects_by_reason: rejects, elapsed })
+    Ok(ReplaySummary {
+        report,
+        events: sink.events,
+        invalid_events: sink.invalid,
+        alerts: sink.alerts,
+        rejects_by_reason: sink.rejects,
+        elapsed,
+    })
 }

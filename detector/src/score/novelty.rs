@@ -86,6 +86,27 @@ pub fn port_of(dest: &str) -> Option<&str> {
     }
 }
 
+/// The first two components of a path (`/etc/ssh/sshd_config` -> `/etc/ssh`, `/tmp` -> `/tmp`,
+/// `src/main.rs` -> `src`), on `/` or `\\`.
+pub fn root_of(path: &str) -> &str {
+    let b = path.as_bytes();
+    let start = b.iter().take_while(|&&c| c == b'/' || c == b'\\').count();
+    let mut seen = 0;
+    for (i, &c) in b.iter().enumerate().skip(start) {
+        if c == b'/' || c == b'\\' {
+            seen += 1;
+            if seen == 2 {
+                return &path[..i];
+            }
+        }
+    }
+    // Fewer than two separators after the root: the directory, or the name itself.
+    if seen == 0 {
+        return path;
+    }
+    dir_of(path)
+}
+
 /// The directory of a path (`/a/b/c.txt` -> `/a/b`; a bare name -> `.`).
 pub fn dir_of(path: &str) -> &str {
     match path.rfind(['/', '\\']) {
@@ -214,7 +235,8 @@ fn collect<'e>(ev: &'e Event, mut push: impl FnMut(ValueField, &'e str, (u32, u3
         }
         Kind::File => {
             if let Some(p) = ev.path.as_deref() {
-                push(ValueField::PathDir, dir_of(p), (0, 0), false);
+                                push(ValueField::PathDir, dir_of(p), (0, 0), false);
+                push(ValueField::PathRoot, root_of(p), (0, 0), false);
             }
         }
         Kind::ToolCall => {
@@ -338,7 +360,12 @@ mod tests {
     fn path_and_program_helpers() {
         assert_eq!(dir_of("/home/u/.ssh/id_rsa"), "/home/u/.ssh");
         assert_eq!(dir_of("/etc"), "/");
-        assert_eq!(dir_of("notes.txt"), ".");
+                assert_eq!(dir_of("notes.txt"), ".");
+        assert_eq!(root_of("/etc/ssh/sshd_config"), "/etc/ssh");
+        assert_eq!(root_of("/home/agent/.ssh/id_rsa"), "/home/agent");
+        assert_eq!(root_of("/etc/shadow"), "/etc");
+        assert_eq!(root_of("/tmp"), "/tmp");
+        assert_eq!(root_of("src/main.rs"), "src");
         assert_eq!(dir_of(r"C:\Users\x\a.txt"), r"C:\Users\x");
         assert_eq!(program_of("/usr/bin/curl -s http://x"), "curl");
         assert_eq!(port_of("paste.example.net:443"), Some("443"));

@@ -80,7 +80,7 @@ pub struct PayloadEvidence {
 }
 
 /// Where an event came from: source index (into the run's source names) and line or offset.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Position {
     pub source: u32,
     pub offset: u64,

@@ -9,11 +9,12 @@
 //! baselines immediately; only what it teaches its class waits for the barrier.
 
 use crate::state::ClassState;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use vigil_models::RobustMoments;
 
 /// Which class-level moments an op updates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MomentsId {
     Tokens,
     Latency,
@@ -22,7 +23,7 @@ pub enum MomentsId {
 }
 
 /// One deferred update of class state.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ClassOp {
     /// One event of the class was processed.
     Event,
@@ -88,7 +89,7 @@ pub enum ClassOp {
 }
 
 /// A shard's deferred class updates for one epoch, in processing order.
-#[derive(Default)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct ClassLog {
     ops: Vec<(u64, ClassOp)>,
     /// Names of classes this shard met that the table did not have yet.
@@ -120,8 +121,11 @@ impl ClassLog {
 const NIL: u32 = u32::MAX;
 
 /// Every class's baselines, bounded in count (least recently active evicted).
+#[derive(Serialize, Deserialize)]
 pub struct ClassTable {
     states: Vec<ClassState>,
+    /// Rebuilt from `states` on restore.
+    #[serde(skip)]
     index: HashMap<u64, u32>,
     /// Least-recently-active order: `prev`/`next` per slot, head = most recent.
     links: Vec<(u32, u32)>,
@@ -129,6 +133,7 @@ pub struct ClassTable {
     tail: u32,
     max: usize,
     /// What a class not in the table reads as.
+    #[serde(skip, default = "empty_class")]
     empty: ClassState,
     /// Classes evicted so far.
     pub evicted: u64,
@@ -144,7 +149,44 @@ const MAX_SESSIONS: f32 = 5_000.0;
 const MAX_TEXTS: f32 = 5_000.0;
 const MAX_VALUES: f32 = 5_000.0;
 
+fn empty_class() -> ClassState {
+    ClassState::new("", 0)
+}
+
 impl ClassTable {
+    /// A copy of the table (for snapshots).
+    pub(crate) fn clone_table(&self) -> ClassTable {
+        ClassTable {
+            states: self.states.clone(),
+            index: self.index.clone(),
+            links: self.links.clone(),
+            head: self.head,
+            tail: self.tail,
+            max: self.max,
+            empty: ClassState::new("", 0),
+            evicted: self.evicted,
+        }
+    }
+
+    /// Checks a restored table and rebuilds its index.
+    pub fn validate_restored(&mut self, max_classes: usize) -> Result<(), String> {
+        let n = self.states.len() as u32;
+        if self.states.len() > max_classes.max(1) || self.links.len() != self.states.len() {
+            return Err("class table size".into());
+        }
+        let in_range = |i: u32| i == NIL || i < n;
+        if !in_range(self.head) || !in_range(self.tail) || self.links.iter().any(|&(p, q)| !in_range(p) || !in_range(q))
+        {
+            return Err("class list links out of range".into());
+        }
+        self.max = max_classes.max(1);
+        self.index = self.states.iter().enumerate().map(|(i, c)| (c.hash, i as u32)).collect();
+        if self.index.len() != self.states.len() {
+            return Err("duplicate classes".into());
+        }
+        Ok(())
+    }
+
     pub fn new(max_classes: usize) -> ClassTable {
         ClassTable {
             states: Vec::new(),

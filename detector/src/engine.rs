@@ -12,6 +12,16 @@ use crate::config::{ConfigError, EngineConfig};
 use crate::event::Event;
 use crate::hash::{hash_str, ns};
 use crate::shard::{Shard, ShardStats, Verdict};
+use crate::snapshot::SnapshotError;
+
+/// Why an engine could not be restored from a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
 use std::sync::Arc;
 
 pub struct Engine {
@@ -92,6 +102,36 @@ impl Engine {
             total.add(s.stats());
         }
         total
+    }
+
+    /// The engine state for a snapshot.
+    pub(crate) fn to_snapshot(&self) -> crate::snapshot::EngineSnapshot {
+        crate::snapshot::EngineSnapshot {
+            since_sync: self.since_sync as u64,
+            shards: self.shards.iter().map(Shard::snapshot).collect(),
+            classes: self.classes.clone_table(),
+        }
+    }
+
+    /// An engine restored from [`Engine::snapshot`] bytes, with `cfg` (which must have the same number
+    /// of shards as the snapshot).
+    pub fn restore(cfg: EngineConfig, bytes: &[u8]) -> Result<Engine, RestoreError> {
+        cfg.validate()?;
+        let snap = crate::snapshot::decode(bytes)?;
+        if snap.shards.len() != cfg.engine.shards {
+            return Err(SnapshotError::Shards { found: snap.shards.len(), expected: cfg.engine.shards }.into());
+        }
+        let cfg = Arc::new(cfg);
+        let shards = snap
+            .shards
+            .into_iter()
+            .map(|s| Shard::restore(Arc::clone(&cfg), s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SnapshotError::Payload)?;
+        let mut classes = snap.classes;
+        classes.validate_restored(cfg.engine.max_classes).map_err(SnapshotError::Payload)?;
+        let since_sync = (snap.since_sync as usize).min(cfg.engine.class_sync_events.saturating_sub(1));
+        Ok(Engine { cfg, shards, classes, since_sync })
     }
 
     /// Agents currently tracked, over all shards.

@@ -28,6 +28,7 @@ pub mod json;
 pub mod output;
 pub mod score;
 pub mod shard;
+pub mod snapshot;
 pub mod state;
 pub mod time;
 

@@ -27,7 +27,7 @@ const CLASS_CHANGE_P: f64 = 1e-12;
 const ANOMALOUS_P: f64 = 1e-3;
 
 /// Counters a shard keeps (summed over shards for reports and metrics).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShardStats {
     /// Events scored (duplicates excluded).
     pub events: u64,
@@ -79,7 +79,7 @@ impl Verdict {
 }
 
 /// An intrusive doubly linked list over slab indices: head = most recently active.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Lru {
     head: u32,
     tail: u32,
@@ -156,7 +156,61 @@ pub struct Shard {
     stats: ShardStats,
 }
 
+/// A shard's whole state, for checkpoints: restoring it and reprocessing the same events gives the
+/// same output as never having stopped.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ShardSnapshot {
+    keys: Vec<Box<str>>,
+    agents: Vec<AgentState>,
+    lru: Lru,
+    log: ClassLog,
+    tick: u64,
+    stats: ShardStats,
+}
+
 impl Shard {
+    /// The shard's state, for a checkpoint.
+    pub fn snapshot(&self) -> ShardSnapshot {
+        ShardSnapshot {
+            keys: self.agent_keys.clone(),
+            agents: self.agents.clone(),
+            lru: self.agent_lru,
+            log: self.log.clone(),
+            tick: self.tick,
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// A shard restored from a checkpoint.
+    pub fn restore(cfg: Arc<EngineConfig>, s: ShardSnapshot) -> Result<Shard, String> {
+        if s.keys.len() != s.agents.len() {
+            return Err("agent keys and states differ in number".into());
+        }
+        let mut shard = Shard::new(cfg);
+        if s.agents.len() > shard.max_agents {
+            return Err(format!("{} agents in a shard whose cap is {}", s.agents.len(), shard.max_agents));
+        }
+        shard.agent_index = s.keys.iter().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+        if shard.agent_index.len() != s.keys.len() {
+            return Err("duplicate agent keys".into());
+        }
+        let n = s.agents.len() as u32;
+        let in_range = |i: u32| i == NIL || i < n;
+        if !in_range(s.lru.head)
+            || !in_range(s.lru.tail)
+            || s.agents.iter().any(|a| !in_range(a.lru_prev) || !in_range(a.lru_next))
+        {
+            return Err("agent list links out of range".into());
+        }
+        shard.agent_keys = s.keys;
+        shard.agents = s.agents;
+        shard.agent_lru = s.lru;
+        shard.log = s.log;
+        shard.tick = s.tick;
+        shard.stats = s.stats;
+        Ok(shard)
+    }
+
     pub fn new(cfg: Arc<EngineConfig>) -> Shard {
         let ctx = Ctx::new(&cfg);
         let max_agents = cfg.agents_per_shard();

@@ -6,6 +6,7 @@
 
 use crate::alert::Position;
 use crate::event::Kind;
+use serde::{Deserialize, Serialize};
 use vigil_models::calibrate::TailCalibrator;
 use vigil_models::table::BoundedMap;
 use vigil_models::{EvidenceSet, JumpLaw, NoveltyRate, RobustMoments, TransitionModel, Vocabulary};
@@ -46,7 +47,7 @@ pub enum ValueField {
     Model,
     /// Identifier-like values inside tool arguments (URLs, hosts, e-mail addresses, account numbers).
     Identifier,
-        /// Port of a `net` destination (explicit, or implied by a URL scheme).
+    /// Port of a `net` destination (explicit, or implied by a URL scheme).
     Port,
     /// The first two components of a `file` path (`/etc/ssh`, `/workspace/repo`): a coarse view that
     /// settles even when file names and directories never do.
@@ -54,7 +55,7 @@ pub enum ValueField {
 }
 
 impl ValueField {
-        pub const COUNT: usize = 9;
+    pub const COUNT: usize = 9;
     pub const ALL: [ValueField; ValueField::COUNT] = [
         ValueField::Dest,
         ValueField::PathDir,
@@ -63,7 +64,7 @@ impl ValueField {
         ValueField::Auth,
         ValueField::Model,
         ValueField::Identifier,
-                ValueField::Port,
+        ValueField::Port,
         ValueField::PathRoot,
     ];
 
@@ -84,21 +85,21 @@ impl ValueField {
             ValueField::Auth => "auth target",
             ValueField::Model => "model",
             ValueField::Identifier => "identifier",
-                        ValueField::Port => "port",
+            ValueField::Port => "port",
             ValueField::PathRoot => "path prefix",
         }
     }
 }
 
 /// A window count and the learned statistics of completed windows, 16 bytes.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct CountBucket {
     pub cur: u16,
     pub stats: RobustMoments,
 }
 
 /// A tool tracked for its own call rate.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct ToolSlot {
     /// Truncated tool hash; 0 = empty.
     pub key: u32,
@@ -106,7 +107,7 @@ pub struct ToolSlot {
 }
 
 /// One session's sequence state.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct SessionSlot {
     /// Truncated session hash; 0 = empty.
     pub key: u32,
@@ -124,14 +125,14 @@ pub struct SessionSlot {
 }
 
 /// A metric name tracked for this agent.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct MetricSlot {
     pub key: u32,
     pub moments: RobustMoments,
 }
 
 /// A decayed sum on event time.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct DecayedSum {
     pub value: f32,
     pub ts_ms: i64,
@@ -154,9 +155,10 @@ impl DecayedSum {
 }
 
 /// A short inline string (the previous event's tool, destination or path), truncated on a char boundary.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Label {
     len: u8,
+    #[serde(with = "vigil_models::arrays")]
     bytes: [u8; LABEL_BYTES],
 }
 
@@ -184,7 +186,7 @@ impl Label {
 }
 
 /// What the evidence of a later alert needs to know about the previous event.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct PrevEvent {
     pub valid: bool,
     pub ts_ms: i64,
@@ -197,7 +199,7 @@ pub struct PrevEvent {
 }
 
 /// Everything vigil remembers about one agent (its class is referenced by hash).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AgentState {
     /// Hash of the agent's class name.
     pub class_hash: u64,
@@ -327,7 +329,7 @@ pub fn entropy_calibrator() -> TailCalibrator {
 }
 
 /// The shared baselines of one agent class within a shard.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassState {
     pub name: Box<str>,
     pub hash: u64,

@@ -11,11 +11,12 @@
 //! from the stream, starting from the uniform law as its prior, with `q` floored so that a class
 //! that never jumped does not make the first two jumps look impossible.
 
+use serde::{Deserialize, Serialize};
 /// Allowance: only events with p below `e^-KAPPA` (0.1) add evidence.
 pub const KAPPA: f64 = std::f64::consts::LN_10;
 
 /// Decayed excess surprise and event count, 16 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EvidenceAccumulator {
     evidence: f32,
     events: f32,
@@ -73,10 +74,12 @@ impl EvidenceAccumulator {
 }
 
 /// `N` evidence accumulators sharing one clock: one exponential per event decays them all.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvidenceSet<const N: usize> {
     ts_ms: i64,
+    #[serde(with = "crate::arrays")]
     evidence: [f32; N],
+    #[serde(with = "crate::arrays")]
     events: [f32; N],
 }
 
@@ -134,7 +137,7 @@ impl<const N: usize> EvidenceSet<N> {
 pub const MIN_JUMP_RATE: f64 = 0.002;
 
 /// The learned null law of evidence jumps: how often events contribute, and how much (8 bytes + 8).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JumpLaw {
     rate: f32,
     n: f32,

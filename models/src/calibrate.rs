@@ -10,6 +10,7 @@
 //! value far beyond anything seen earn a p-value much smaller than `1 / n`, without trusting a
 //! parametric form in the bulk.
 
+use serde::{Deserialize, Serialize};
 /// Number of histogram bins.
 pub const BINS: usize = 48;
 
@@ -17,12 +18,13 @@ pub const BINS: usize = 48;
 const TAIL_FRACTION: f32 = 0.05;
 
 /// A decaying histogram of a statistic over `[lo, hi)`: 208 bytes.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TailCalibrator {
     lo: f32,
     width: f32,
     min_scale: f32,
     total: f32,
+    #[serde(with = "crate::arrays")]
     bins: [f32; BINS],
 }
 

@@ -19,6 +19,7 @@
 //!   what makes a detector useless.
 
 pub mod accumulate;
+pub mod arrays;
 pub mod calibrate;
 pub mod counts;
 pub mod entropy;

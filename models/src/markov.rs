@@ -10,9 +10,10 @@
 //! into a p-value with a [`crate::TailCalibrator`]. Tables are bounded ([`crate::table::BoundedMap`]).
 
 use crate::table::{BoundedMap, Weighted};
+use serde::{Deserialize, Serialize};
 
 /// Per-symbol counters.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct SymStats {
     /// Transitions out of the symbol.
     pub out: f32,
@@ -40,7 +41,7 @@ fn pair_key(a: u64, b: u64) -> u64 {
 }
 
 /// Bounded first-order transition counts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransitionModel {
     pairs: BoundedMap<f32>,
     syms: BoundedMap<SymStats>,

@@ -7,11 +7,12 @@
 //! p-value uses a Laplace law (exponential tails): real telemetry is heavier-tailed than a Gaussian,
 //! which would turn every burst into an alarm, yet a jump of many spreads must still read as rare.
 
+use serde::{Deserialize, Serialize};
 /// Residuals beyond this many standard deviations are clipped before they update the moments.
 pub const CLIP_SD: f64 = 3.0;
 
 /// Exponentially weighted mean and variance, 12 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RobustMoments {
     mean: f32,
     var: f32,

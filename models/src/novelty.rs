@@ -12,6 +12,7 @@
 //! simpler running rate, kept per agent.
 
 use crate::table::BoundedMap;
+use serde::{Deserialize, Serialize};
 
 /// A value is a singleton while its count is at most this.
 const SINGLETON_MAX: f32 = 1.5;
@@ -28,7 +29,7 @@ fn singleton_mass(c: f32) -> f32 {
 }
 
 /// One field's values, with decaying counts and Good–Turing novelty.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Vocabulary {
     map: BoundedMap<f32>,
     /// Observations (decayed with the counts).
@@ -102,7 +103,7 @@ impl Vocabulary {
 
 /// The rate at which observations are new values: an exponentially weighted mean of "was new" with a
 /// prior of one new pseudo-observation, 8 bytes.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NoveltyRate {
     rate: f32,
     n: f32,

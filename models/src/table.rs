@@ -5,6 +5,7 @@
 //! recent, forgets the rare and old, and is deterministic (it depends only on the sequence of updates).
 //! Keys are caller-supplied hashes; probing is bounded so that crafted collisions cannot stall a lookup.
 
+use serde::{Deserialize, Serialize};
 /// What a table slot stores besides its key.
 pub trait Weighted: Copy + Default {
     /// The weight pruning compares against.
@@ -29,7 +30,7 @@ const MAX_PROBE: usize = 32;
 /// Stand-in for the key 0, which marks empty slots.
 const ZERO_KEY: u64 = 0x9E37_79B9_7F4A_7C15;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BoundedMap<V> {
     keys: Vec<u64>,
     vals: Vec<V>,

@@ -235,7 +235,7 @@ fn collect<'e>(ev: &'e Event, mut push: impl FnMut(ValueField, &'e str, (u32, u3
         }
         Kind::File => {
             if let Some(p) = ev.path.as_deref() {
-                                push(ValueField::PathDir, dir_of(p), (0, 0), false);
+                push(ValueField::PathDir, dir_of(p), (0, 0), false);
                 push(ValueField::PathRoot, root_of(p), (0, 0), false);
             }
         }
@@ -360,7 +360,7 @@ mod tests {
     fn path_and_program_helpers() {
         assert_eq!(dir_of("/home/u/.ssh/id_rsa"), "/home/u/.ssh");
         assert_eq!(dir_of("/etc"), "/");
-                assert_eq!(dir_of("notes.txt"), ".");
+        assert_eq!(dir_of("notes.txt"), ".");
         assert_eq!(root_of("/etc/ssh/sshd_config"), "/etc/ssh");
         assert_eq!(root_of("/home/agent/.ssh/id_rsa"), "/home/agent");
         assert_eq!(root_of("/etc/shadow"), "/etc");

@@ -171,6 +171,10 @@ impl Ctx {
 
     /// Checks that a raw value nested at `level` (its own opening bracket) stays within the limit.
     fn check_depth<E: de::Error>(&mut self, raw: &RawValue, level: usize) -> Result<(), E> {
+        // Each level of nesting takes two bytes (`[` and `]`): a short value cannot be too deep.
+        if raw.get().len() < 2 * (self.max_depth + 2 - level) {
+            return Ok(());
+        }
         let depth = json_depth(raw.get());
         if depth > 0 && level - 1 + depth > self.max_depth {
             let field = self.field;
@@ -630,7 +634,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                 Field::Unknown => {
                     let raw: &'de RawValue = map.next_value()?;
                     self.ctx.field = "?";
-                    if json_depth(raw.get()) + 1 > self.ctx.max_depth {
+                    if raw.get().len() >= 2 * self.ctx.max_depth && json_depth(raw.get()) + 1 > self.ctx.max_depth {
                         return Err(self.ctx.fail(
                             Reason::TooDeep,
                             format!("field `{key}` nests deeper than {} levels", self.ctx.max_depth),

@@ -160,37 +160,54 @@ fn token_is_random(bytes: &[u8], run: &Run) -> bool {
 }
 
 fn scan_part(part: &[u8], stats: &mut BlobStats) {
-    let mut run = Run::default();
-    let mut prev = 0u8;
-    let close = |run: &Run, stats: &mut BlobStats| {
-        if token_is_random(part, run) {
-            stats.random_bytes += run.len;
-            stats.longest = stats.longest.max(run.len);
-            stats.tokens += 1;
+    let n = part.len();
+    let in_token = |i: usize| FACTS[part[i] as usize] & CLASS_MASK != 0;
+    // Invariant: no token of MIN_TOKEN bytes or more starts before `i` unexamined, and `part[i - 1]`
+    // (if any) ends a token. A token that long starting in `[i, i + MIN_TOKEN)` must cover
+    // `i + MIN_TOKEN - 1`: when that byte is not a token byte, skip the whole stretch (prose is crossed
+    // one lookup per MIN_TOKEN bytes).
+    let mut i = 0;
+    while i + MIN_TOKEN <= n {
+        let probe = i + MIN_TOKEN - 1;
+        if !in_token(probe) {
+            i = probe + 1;
+            continue;
         }
-    };
-    for (i, &b) in part.iter().enumerate() {
-        let f = FACTS[b as usize];
+        let mut start = probe;
+        while start > i && in_token(start - 1) {
+            start -= 1;
+        }
+        let end = measure(part, start, stats);
+        i = end + 1;
+    }
+}
+
+/// Measures the token starting at `start`, records it if random, and returns its end (exclusive).
+fn measure(part: &[u8], start: usize, stats: &mut BlobStats) -> usize {
+    let mut run = Run { start, ..Run::default() };
+    let mut prev = 0u8;
+    let mut i = start;
+    while i < part.len() {
+        let f = FACTS[part[i] as usize];
         let c = f & CLASS_MASK;
         if c == 0 {
-            if run.len > 0 {
-                close(&run, stats);
-                run = Run::default();
-            }
-            run.start = i + 1;
-        } else {
-            run.switches += (run.len > 0 && c != prev) as usize;
-            run.non_hex |= f & NON_HEX != 0;
-            run.len += 1;
-            run.letters += (f & LETTER != 0) as usize;
-            run.vowels += (f & VOWEL != 0) as usize;
-            run.digits += (f & DIGIT != 0) as usize;
+            break;
         }
+        run.switches += (run.len > 0 && c != prev) as usize;
+        run.non_hex |= f & NON_HEX != 0;
+        run.len += 1;
+        run.letters += (f & LETTER != 0) as usize;
+        run.vowels += (f & VOWEL != 0) as usize;
+        run.digits += (f & DIGIT != 0) as usize;
         prev = c;
+        i += 1;
     }
-    if run.len > 0 {
-        close(&run, stats);
+    if token_is_random(part, &run) {
+        stats.random_bytes += run.len;
+        stats.longest = stats.longest.max(run.len);
+        stats.tokens += 1;
     }
+    i
 }
 
 /// Finds the tokens of `bytes` that look like encoded data (see the module docs).
@@ -290,6 +307,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn skipping_finds_the_same_tokens_as_a_plain_scan(text in "[a-zA-Z0-9+/ ,.\\-]{0,300}") {
+            let bytes = text.as_bytes();
+            let mut naive = BlobStats::default();
+            let mut start = 0;
+            for (i, &b) in bytes.iter().chain(std::iter::once(&b' ')).enumerate() {
+                if FACTS[b as usize] & CLASS_MASK == 0 {
+                    if i > start {
+                        measure(bytes, start, &mut naive);
+                    }
+                    start = i + 1;
+                }
+            }
+            prop_assert_eq!(blob_scan(bytes), naive);
+        }
+
         #[test]
         fn blob_scan_is_bounded_by_the_input(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
             let st = blob_scan(&bytes);

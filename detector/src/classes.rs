@@ -113,6 +113,11 @@ impl ClassLog {
         self.ops.len()
     }
 
+    /// The name of a class this shard met this epoch.
+    pub fn name_of(&self, hash: u64) -> Option<&str> {
+        self.names.iter().find(|(h, _)| *h == hash).map(|(_, n)| &**n)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }

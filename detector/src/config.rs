@@ -180,8 +180,8 @@ impl EngineConfig {
         if e.shards == 0 || e.shards > 4096 {
             return Err(bad("engine.shards", "must be between 1 and 4096"));
         }
-        if e.max_agents == 0 {
-            return Err(bad("engine.max_agents", "must be at least 1"));
+        if e.max_agents < e.shards {
+            return Err(bad("engine.max_agents", "must be at least `engine.shards` (every shard tracks an agent)"));
         }
         if e.max_event_bytes < 64 {
             return Err(bad("engine.max_event_bytes", "must be at least 64"));
@@ -215,8 +215,11 @@ impl EngineConfig {
     }
 
     /// Agents tracked per shard.
-    pub fn agents_per_shard(&self) -> usize {
-        self.engine.max_agents.div_ceil(self.engine.shards).max(1)
+    /// Agents tracked by shard `i`: the cap split exactly over the shards, so that all of them
+    /// together never track more than `max_agents`.
+    pub fn agents_per_shard(&self, i: usize) -> usize {
+        let (q, r) = (self.engine.max_agents / self.engine.shards, self.engine.max_agents % self.engine.shards);
+        q + usize::from(i < r)
     }
 }
 

@@ -37,7 +37,7 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Result<Engine, ConfigError> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
-        let shards = (0..cfg.engine.shards).map(|_| Shard::new(Arc::clone(&cfg))).collect();
+        let shards = (0..cfg.engine.shards).map(|i| Shard::new(Arc::clone(&cfg), i)).collect();
         let classes = ClassTable::new(cfg.engine.max_classes);
         Ok(Engine { cfg, shards, classes, since_sync: 0 })
     }
@@ -125,7 +125,8 @@ impl Engine {
         let shards = snap
             .shards
             .into_iter()
-            .map(|s| Shard::restore(Arc::clone(&cfg), s))
+            .enumerate()
+            .map(|(i, s)| Shard::restore(Arc::clone(&cfg), i, s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(SnapshotError::Payload)?;
         let mut classes = snap.classes;

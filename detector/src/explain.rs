@@ -40,13 +40,34 @@ pub fn event_evidence(ev: &Event, pos: Position, cfg: &EvidenceConfig) -> Eviden
     Evidence {
         ts_ms: ev.ts_ms,
         kind: ev.kind_name.to_string(),
-        object: (obj != 0).then(|| (OBJECT_FIELDS[obj as usize], value.to_string())),
+        object: (obj != 0).then(|| (OBJECT_FIELDS[obj as usize], object_value(obj, value, cfg))),
         outcome: outcome_name(ev.outcome),
         privileged: ev.privileged,
         id: ev.id.as_deref().map(str::to_string),
         position: pos,
         payload,
     }
+}
+
+/// Index of `cmd` in [`OBJECT_FIELDS`]: a command line is payload text, redacted like one.
+const CMD_OBJECT: u8 = 4;
+/// Longest identifier (tool, destination, path, ...) copied into evidence.
+const MAX_OBJECT_CHARS: usize = 256;
+
+/// The value of an event's main object as evidence: a command line is payload text and shows only
+/// its configured prefix (its hash and size are in the payload entry); identifiers are cut at 256
+/// characters.
+fn object_value(obj: u8, value: &str, cfg: &EvidenceConfig) -> String {
+    let max = if obj == CMD_OBJECT {
+        match cfg.payload {
+            PayloadMode::Full => usize::MAX,
+            PayloadMode::None => 0,
+            PayloadMode::Redacted => cfg.prefix_chars,
+        }
+    } else {
+        MAX_OBJECT_CHARS
+    };
+    value.chars().take(max).collect()
 }
 
 /// A payload as evidence: length, entropy, SHA-256 and (by default) a short prefix.
@@ -72,18 +93,22 @@ pub fn payload_evidence(field: &'static str, text: &str, cfg: &EvidenceConfig) -
 }
 
 /// Evidence for the agent's previous event (context for sequences, rates and escalations).
-pub fn prev_evidence(prev: &PrevEvent) -> Option<Evidence> {
+pub fn prev_evidence(prev: &PrevEvent, cfg: &EvidenceConfig) -> Option<Evidence> {
     if !prev.valid {
         return None;
     }
     let kind = Kind::ALL.get(prev.kind as usize).copied().unwrap_or(Kind::Other);
+    let obj = prev.object % OBJECT_FIELDS.len() as u8;
     Some(Evidence {
         ts_ms: prev.ts_ms,
         kind: kind.name().to_string(),
-        object: (prev.object != 0)
-            .then(|| (OBJECT_FIELDS[prev.object as usize % OBJECT_FIELDS.len()], prev.label.as_str().to_string())),
-        outcome: None,
-        privileged: false,
+        object: (obj != 0).then(|| (OBJECT_FIELDS[obj as usize], object_value(obj, prev.label.as_str(), cfg))),
+        outcome: match prev.outcome {
+            1 => Some("denied"),
+            2 => Some("error"),
+            _ => None,
+        },
+        privileged: prev.privileged,
         id: None,
         position: prev.position,
         payload: None,

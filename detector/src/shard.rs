@@ -182,11 +182,11 @@ impl Shard {
     }
 
     /// A shard restored from a checkpoint.
-    pub fn restore(cfg: Arc<EngineConfig>, s: ShardSnapshot) -> Result<Shard, String> {
+    pub fn restore(cfg: Arc<EngineConfig>, index: usize, s: ShardSnapshot) -> Result<Shard, String> {
         if s.keys.len() != s.agents.len() {
             return Err("agent keys and states differ in number".into());
         }
-        let mut shard = Shard::new(cfg);
+        let mut shard = Shard::new(cfg, index);
         if s.agents.len() > shard.max_agents {
             return Err(format!("{} agents in a shard whose cap is {}", s.agents.len(), shard.max_agents));
         }
@@ -211,9 +211,10 @@ impl Shard {
         Ok(shard)
     }
 
-    pub fn new(cfg: Arc<EngineConfig>) -> Shard {
+    /// Shard number `index` of the engine (its share of `max_agents` depends on it).
+    pub fn new(cfg: Arc<EngineConfig>, index: usize) -> Shard {
         let ctx = Ctx::new(&cfg);
-        let max_agents = cfg.agents_per_shard();
+        let max_agents = cfg.agents_per_shard(index);
         Shard {
             cfg,
             ctx,
@@ -302,7 +303,8 @@ impl Shard {
             self.stats.class_changes += 1;
             self.log.push(old_class_hash, ClassOp::Agents(-1));
             self.log.push(class_hash, ClassOp::Agents(1));
-            classes.name(old_class_hash).unwrap_or("").to_string()
+            // A class first met in this epoch is not in the table yet: its name is in the log.
+            classes.name(old_class_hash).or_else(|| self.log.name_of(old_class_hash)).unwrap_or("").to_string()
         } else {
             String::new()
         };
@@ -429,7 +431,7 @@ impl Shard {
                     order.sort_by(|a, b| card.get(*a).p.total_cmp(&card.get(*b).p).then(a.cmp(b)));
                     let window_secs = d.rate_window_secs;
                     let mut evidence = vec![explain::event_evidence(ev, pos, &cfg.evidence)];
-                    if let Some(prev) = explain::prev_evidence(&agent.prev) {
+                    if let Some(prev) = explain::prev_evidence(&agent.prev, &cfg.evidence) {
                         evidence.push(prev);
                     }
                     alert = Some(Alert {
@@ -492,7 +494,12 @@ impl Shard {
             object,
             label: Label::new(label),
             position: pos,
-            session: 0,
+            outcome: match ev.outcome {
+                crate::event::Outcome::Ok => 0,
+                crate::event::Outcome::Denied => 1,
+                crate::event::Outcome::Error => 2,
+            },
+            privileged: ev.privileged,
         };
         sink.push(ClassOp::Event);
         self.stats.events += 1;

@@ -195,7 +195,9 @@ pub struct PrevEvent {
     pub object: u8,
     pub label: Label,
     pub position: Position,
-    pub session: u32,
+    /// 0 ok, 1 denied, 2 error.
+    pub outcome: u8,
+    pub privileged: bool,
 }
 
 /// Everything vigil remembers about one agent (its class is referenced by hash).

@@ -46,7 +46,7 @@ impl Batch {
 
 /// Opens an input path (`-` = stdin), decompressing gzip or zstd when its first bytes say so.
 pub fn open(path: &str) -> Result<Box<dyn Read + Send>, ReplayError> {
-    let open_err = |e: io::Error| ReplayError::Open { path: path.to_string(), source: e };
+    let open_err = |e: io::Error| ReplayError::Open { path: path.to_string(), error: e };
     let raw: Box<dyn Read + Send> = if path == "-" {
         Box::new(io::stdin())
     } else {

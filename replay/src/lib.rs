@@ -42,17 +42,20 @@ use vigil_detector::{Alert, Engine, EngineConfig, Event, Position, Shard};
 #[derive(Debug, Error)]
 pub enum ReplayError {
     /// An input cannot be opened (missing, a directory, no permission, not decompressible).
-    #[error("cannot open input {path}: {source}")]
-    Open { path: String, source: io::Error },
+    #[error("cannot open input {path}: {error}")]
+    Open { path: String, error: io::Error },
     /// An input failed while being read (I/O error, corrupt compressed stream).
-    #[error("cannot read input {path}: {source}")]
-    Read { path: String, source: io::Error },
-    /// The labels file is unreadable or malformed.
+    #[error("cannot read input {path}: {error}")]
+    Read { path: String, error: io::Error },
+    /// The labels file cannot be read.
+    #[error("cannot read labels {path}: {error}")]
+    LabelsFile { path: String, error: io::Error },
+    /// The labels file is malformed.
     #[error("{path}:{line}: {message}")]
     Labels { path: String, line: usize, message: String },
     /// An output cannot be created or written.
-    #[error("cannot write {path}: {source}")]
-    Write { path: String, source: io::Error },
+    #[error("cannot write {path}: {error}")]
+    Write { path: String, error: io::Error },
     /// The engine configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -176,7 +179,7 @@ impl LazyFile {
 }
 
 fn write_err(path: &str, e: io::Error) -> ReplayError {
-    ReplayError::Write { path: path.to_string(), source: e }
+    ReplayError::Write { path: path.to_string(), error: e }
 }
 
 fn create(path: &str) -> Result<Box<dyn Write>, ReplayError> {
@@ -446,7 +449,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let evaluator = match &opts.labels {
         Some(path) => {
             let text =
-                std::fs::read_to_string(path).map_err(|e| ReplayError::Open { path: path.clone(), source: e })?;
+                std::fs::read_to_string(path).map_err(|e| ReplayError::LabelsFile { path: path.clone(), error: e })?;
             Some(Evaluator::new(eval::parse_labels(path, &text)?, eval::DEFAULT_GRACE_MS))
         }
         None => None,
@@ -495,7 +498,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     loop {
         let more = source
             .next_batch(&mut batch, opts.batch_bytes)
-            .map_err(|e| ReplayError::Read { path: opts.inputs.join(", "), source: e })?;
+            .map_err(|e| ReplayError::Read { path: opts.inputs.join(", "), error: e })?;
         if !more {
             break;
         }

@@ -1,0 +1,309 @@
+//! Literal prefilters for `x.matches("regex")`: literals one of which must occur in any match, searched
+//! with SIMD substring search before the regex runs.
+//!
+//! Most texts a rule scans (tool results, messages, payloads) do not match, and a regex engine has to read
+//! all of a non-matching text at a nanosecond or two per byte. When every branch of the regex contains a
+//! literal (`instruction`, `crontab`, `/dev/tcp/`), a few substring searches at a few hundredths of a
+//! nanosecond per byte reject most texts; the regex only runs on texts that hold a candidate. The literals
+//! are chosen per branch from the syntax tree (short exact parts are combined, `</?system>` gives
+//! `<system>` and `</system>`); a regex with a branch that requires nothing searchable gets no prefilter.
+//! Rule authors get the most from it by giving every branch a distinctive word.
+
+use crate::util::{ShortSearch, SHORT_HAYSTACK};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use memchr::memmem::Finder;
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// Literals shorter than this make a prefilter not worth its scan.
+const MIN_LITERAL: usize = 2;
+/// Most literals a prefilter holds.
+const MAX_LITERALS: usize = 128;
+/// Largest class expanded into literals.
+const MAX_CLASS: usize = 4;
+
+/// What any match must contain: one of `lits`, or (when `non_ascii`) a non-ASCII character.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Req {
+    lits: Vec<Vec<u8>>,
+    non_ascii: bool,
+}
+
+impl Req {
+    /// Higher is more selective: a non-ASCII requirement alone is best (ASCII text is rejected by one
+    /// fast check), then the longest shortest literal (up to 6 bytes), then fewer literals.
+    fn score(&self) -> (usize, usize, usize) {
+        if self.lits.is_empty() {
+            return (usize::from(self.non_ascii), usize::MAX, usize::MAX);
+        }
+        // Past 6 bytes a longer literal hardly helps; fewer literals mean fewer scans.
+        let min = self.lits.iter().map(Vec::len).min().unwrap_or(0).min(6);
+        (0, min, usize::MAX - self.lits.len())
+    }
+
+    fn better(&self, other: &Req) -> bool {
+        let (a, b) = (self.score(), other.score());
+        if a.0 != b.0 {
+            return a.0 > b.0;
+        }
+        (a.1, a.2) > (b.1, b.2)
+    }
+}
+
+/// Every string `h` can match, if there are few (a literal, a small alternation or class, an optional
+/// part, and concatenations of these).
+fn exact(h: &Hir, depth: usize) -> Option<Vec<Vec<u8>>> {
+    if depth > 64 {
+        return None;
+    }
+    match h.kind() {
+        HirKind::Empty => Some(vec![Vec::new()]),
+        HirKind::Literal(l) => Some(vec![l.0.to_vec()]),
+        HirKind::Capture(c) => exact(&c.sub, depth + 1),
+        HirKind::Class(Class::Unicode(c)) => {
+            let n: usize = c.ranges().iter().map(|r| r.end() as usize - r.start() as usize + 1).sum();
+            if n > MAX_CLASS {
+                return None;
+            }
+            Some(c.iter().flat_map(|r| (r.start()..=r.end()).map(|ch| ch.to_string().into_bytes())).collect())
+        }
+        HirKind::Repetition(r) if r.min == 0 && r.max == Some(1) => {
+            let mut v = exact(&r.sub, depth + 1)?;
+            v.push(Vec::new());
+            Some(v)
+        }
+        HirKind::Alternation(subs) => {
+            let mut all = Vec::new();
+            for s in subs {
+                all.extend(exact(s, depth + 1)?);
+                if all.len() > MAX_LITERALS {
+                    return None;
+                }
+            }
+            Some(all)
+        }
+        HirKind::Concat(subs) => {
+            let mut acc = vec![Vec::new()];
+            for s in subs {
+                acc = cross(&acc, &exact(s, depth + 1)?)?;
+            }
+            Some(acc)
+        }
+        _ => None,
+    }
+}
+
+fn cross(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if a.len() * b.len() > MAX_LITERALS {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            let mut z = x.clone();
+            z.extend_from_slice(y);
+            out.push(z);
+        }
+    }
+    Some(out)
+}
+
+/// Sorts and dedups literals, and drops those that contain another one (finding the shorter one is enough).
+fn minimize(v: &mut Vec<Vec<u8>>) {
+    v.sort();
+    v.dedup();
+    let all = v.clone();
+    v.retain(|x| !all.iter().any(|y| y.len() < x.len() && x.windows(y.len()).any(|w| w == y.as_slice())));
+}
+
+fn literals(mut v: Vec<Vec<u8>>) -> Option<Req> {
+    if v.iter().any(Vec::is_empty) {
+        return None;
+    }
+    minimize(&mut v);
+    Some(Req { lits: v, non_ascii: false })
+}
+
+/// What every match of `h` contains, if anything useful.
+fn required(h: &Hir, depth: usize) -> Option<Req> {
+    if depth > 64 {
+        return None;
+    }
+    match h.kind() {
+        HirKind::Literal(l) => literals(vec![l.0.to_vec()]),
+        HirKind::Class(Class::Unicode(c)) if c.ranges().iter().all(|r| r.start() as u32 >= 0x80) => {
+            Some(Req { lits: Vec::new(), non_ascii: true })
+        }
+        HirKind::Class(_) => exact(h, depth).and_then(literals),
+        HirKind::Capture(c) => required(&c.sub, depth + 1),
+        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub, depth + 1),
+        HirKind::Concat(subs) => {
+            let mut best: Option<Req> = None;
+            let mut consider = |r: Req| {
+                if best.as_ref().is_none_or(|b| r.better(b)) {
+                    best = Some(r);
+                }
+            };
+            // Runs of parts with few exact strings combine into longer literals (`</?system>`).
+            let mut run: Option<Vec<Vec<u8>>> = None;
+            for s in subs {
+                match exact(s, depth + 1) {
+                    Some(e) => {
+                        run = match run.take() {
+                            None => Some(e),
+                            Some(r) => match cross(&r, &e) {
+                                Some(x) => Some(x),
+                                None => {
+                                    if let Some(req) = literals(r) {
+                                        consider(req);
+                                    }
+                                    Some(e)
+                                }
+                            },
+                        };
+                    }
+                    None => {
+                        if let Some(req) = run.take().and_then(literals) {
+                            consider(req);
+                        }
+                        if let Some(req) = required(s, depth + 1) {
+                            consider(req);
+                        }
+                    }
+                }
+            }
+            if let Some(req) = run.and_then(literals) {
+                consider(req);
+            }
+            best
+        }
+        HirKind::Alternation(subs) => {
+            let mut all = Req::default();
+            for s in subs {
+                let r = required(s, depth + 1)?;
+                all.lits.extend(r.lits);
+                all.non_ascii |= r.non_ascii;
+                if all.lits.len() > MAX_LITERALS {
+                    return None;
+                }
+            }
+            minimize(&mut all.lits);
+            Some(all)
+        }
+        _ => None,
+    }
+}
+
+/// Most literals searched one by one; more go into one Aho-Corasick automaton.
+const MAX_FINDERS: usize = 8;
+
+/// The prefilter of a regex.
+///
+/// Literals that start with a letter or digit are searched one by one with `memchr::memmem` (which
+/// looks for a pair of the needle's rarest bytes with SIMD, fast even on prose full of common trigrams);
+/// literals that start with punctuation (`<system>`, `[inst]`, `/dev/tcp/`) go into one Aho-Corasick
+/// automaton, whose packed SIMD search is fast when the first bytes are rare. A regex that needs a
+/// non-ASCII character lets through only non-ASCII texts.
+#[derive(Clone, Debug)]
+pub(crate) struct Prefilter {
+    finders: Vec<Finder<'static>>,
+    /// The literals, for short texts (searched in one pass, without searcher set-up).
+    short: ShortSearch,
+    automaton: Option<AhoCorasick>,
+    non_ascii: bool,
+}
+
+impl Prefilter {
+    /// The prefilter of `pattern`, if every branch of it requires something worth searching for.
+    pub(crate) fn new(pattern: &str) -> Option<Prefilter> {
+        let hir = regex_syntax::ParserBuilder::new().nest_limit(128).build().parse(pattern).ok()?;
+        let req = required(&hir, 0)?;
+        if req.lits.len() > MAX_LITERALS || req.lits.iter().any(|l| l.len() < MIN_LITERAL) {
+            return None;
+        }
+        if req.lits.is_empty() && !req.non_ascii {
+            return None;
+        }
+        let (mut words, mut rest): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            req.lits.into_iter().partition(|l| l.first().is_some_and(u8::is_ascii_alphanumeric));
+        if words.len() > MAX_FINDERS {
+            rest.append(&mut words);
+        }
+        let automaton = if rest.is_empty() {
+            None
+        } else {
+            Some(AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&rest).ok()?)
+        };
+        let mut all = words.clone();
+        all.extend(rest.iter().cloned());
+        Some(Prefilter {
+            short: ShortSearch::new(all.iter().map(Vec::as_slice)),
+            finders: words.iter().map(|w| Finder::new(w).into_owned()).collect(),
+            automaton,
+            non_ascii: req.non_ascii,
+        })
+    }
+
+    /// Whether `s` may match (false: it certainly does not).
+    #[inline]
+    pub(crate) fn may_match(&self, s: &str) -> bool {
+        if s.len() < SHORT_HAYSTACK {
+            return (self.non_ascii && !s.is_ascii()) || self.short.any_in(s.as_bytes());
+        }
+        (self.non_ascii && !s.is_ascii())
+            || self.automaton.as_ref().is_some_and(|a| a.is_match(s))
+            || self.finders.iter().any(|f| f.find(s.as_bytes()).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lits(p: &str) -> Option<Vec<String>> {
+        let hir = regex_syntax::parse(p).ok()?;
+        required(&hir, 0).map(|r| r.lits.into_iter().map(|l| String::from_utf8_lossy(&l).into_owned()).collect())
+    }
+
+    #[test]
+    fn extracts_required_literals() {
+        assert_eq!(
+            lits(r"(ignore|disregard)\s+(all\s+)*(previous|prior)\s+(instructions?|rules)").unwrap(),
+            vec!["disregard", "ignore"]
+        );
+        // The longest literal wins.
+        assert_eq!(lits(r"(ignore|disregard)\s+instructions?").unwrap(), vec!["instruction"]);
+        assert_eq!(lits(r"\bcrontab\s+-").unwrap(), vec!["crontab"]);
+        assert_eq!(lits(r"a|b+").unwrap(), vec!["a", "b"]);
+        assert_eq!(lits(r"x*"), None);
+        assert_eq!(lits(r"\d+|foo"), None);
+        assert!(Prefilter::new(r"\d+").is_none());
+        assert!(Prefilter::new(r"a|cd").is_none(), "too short to be worth it");
+        let p = Prefilter::new(r"(ignore|forget)\s+previous").unwrap();
+        assert!(!p.may_match("please IGNORE PREVIOUS"));
+        assert!(p.may_match("please ignore previous"));
+        assert!(!p.may_match("nothing to see"));
+        let p = Prefilter::new(r"</?system>|instructions?").unwrap();
+        assert!(p.may_match("a <system> tag"));
+        assert!(p.may_match("the instruction"));
+        assert!(!p.may_match("a system"));
+        let long = "x".repeat(200);
+        assert!(p.may_match(&format!("{long}<system>{long}")));
+        assert!(!p.may_match(&format!("{long}<sys tem>{long}")));
+        assert!(p.may_match(&format!("{long}instructions")));
+        // Short exact parts combine into longer literals.
+        assert_eq!(
+            lits(r"</?(system|admin)>|\[/?inst\]").unwrap(),
+            vec!["</admin>", "</system>", "<admin>", "<system>", "[/inst]", "[inst]"]
+        );
+        assert_eq!(lits(r"crontab\s+-[el]").unwrap(), vec!["crontab"]);
+        assert_eq!(lits(r"\bdd\s+of=/dev/(sd|nvme)").unwrap(), vec!["of=/dev/nvme", "of=/dev/sd"]);
+        // A regex that only matches non-ASCII text skips ASCII text at once.
+        let p = Prefilter::new(r"[\x{E0000}-\x{E007F}]{4,}|[\x{200B}-\x{200F}]{4,}").unwrap();
+        assert!(!p.may_match("plain ascii text"));
+        assert!(p.may_match("caf\u{e9}"));
+        // Mixed: a literal or non-ASCII.
+        let p = Prefilter::new(r"secret|[\x{200B}-\x{200F}]{4,}").unwrap();
+        assert!(p.may_match("a secret"));
+        assert!(!p.may_match("nothing"));
+    }
+}

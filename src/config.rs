@@ -7,13 +7,16 @@ use serde::Deserialize;
 use vigil_detector::config::{
     ActionsSection, DetectorsSection, EngineConfig, EngineSection, EvidenceConfig, PayloadEvidence,
 };
+use vigil_live::config::{AlertFormat, HttpConfig, KafkaConfig, OutputConfig, StateConfig};
 
 /// `[output]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputSection {
     /// Alert format on stdout, files and topics: `vigil` (the spec's alert object) or `ocsf`.
-    pub format: String,
+    pub format: AlertFormat,
+    /// `vigil run`: alerts to this file (JSON Lines, fsynced per batch) instead of stdout.
+    pub alerts_file: Option<String>,
     /// Dead-letter file of the live detector when no Kafka dead-letter topic is configured.
     pub dead_letter_file: String,
     /// How payload text appears in alert evidence: `redacted` (default), `none` or `full`.
@@ -25,7 +28,8 @@ pub struct OutputSection {
 impl Default for OutputSection {
     fn default() -> Self {
         OutputSection {
-            format: "vigil".into(),
+            format: AlertFormat::Vigil,
+            alerts_file: None,
             dead_letter_file: "vigil-rejected.jsonl".into(),
             evidence_payload: PayloadEvidence::Redacted,
             evidence_prefix_chars: 16,
@@ -42,11 +46,11 @@ pub struct Config {
     pub detectors: DetectorsSection,
     pub actions: ActionsSection,
     pub output: OutputSection,
-    pub http: Option<toml::Table>,
+    pub http: HttpConfig,
     pub rules: Option<toml::Table>,
     pub models: Option<toml::Table>,
-    pub kafka: Option<toml::Table>,
-    pub state: Option<toml::Table>,
+    pub kafka: Option<KafkaConfig>,
+    pub state: Option<StateConfig>,
     pub webhook: Option<Vec<toml::Table>>,
 }
 
@@ -84,10 +88,23 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| anyhow!("{where_}: {}", one_line(&e.to_string())))?;
         cfg.engine_config().validate().map_err(|e| anyhow!("{where_}: {e}"))?;
-        if !matches!(cfg.output.format.as_str(), "vigil" | "ocsf") {
-            return Err(anyhow!("{where_}: invalid configuration: `output.format` must be \"vigil\" or \"ocsf\""));
+        cfg.http.validate().map_err(|e| anyhow!("{where_}: {e}"))?;
+        if let Some(k) = &cfg.kafka {
+            k.validate().map_err(|e| anyhow!("{where_}: {e}"))?;
+        }
+        if let Some(s) = &cfg.state {
+            s.validate().map_err(|e| anyhow!("{where_}: {e}"))?;
         }
         Ok(cfg)
+    }
+
+    /// The live detector's output part.
+    pub fn output_config(&self) -> OutputConfig {
+        OutputConfig {
+            format: self.output.format,
+            dead_letter_file: self.output.dead_letter_file.clone().into(),
+            alerts_file: self.output.alerts_file.as_ref().map(Into::into),
+        }
     }
 
     /// The engine's part.

@@ -47,7 +47,7 @@ pub(crate) struct EngineSnapshot {
 }
 
 /// Frames a payload.
-pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
+pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 24);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -58,7 +58,7 @@ pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Checks a frame and returns its payload.
-pub(crate) fn unframe(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
+pub fn unframe(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     if bytes.len() < 24 || &bytes[..8] != MAGIC {
         return Err(SnapshotError::BadFrame);
     }

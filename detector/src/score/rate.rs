@@ -132,9 +132,15 @@ pub fn score(ctx: &Ctx, agent: &AgentState, class: &ClassState, ev: &Event, card
         let xt = bucket.cur as u32 + 1;
         let (p_tool, warm_tool, mean, sd, basis) =
             judge(xt, ctx.rate_min_count, &bucket.stats, class.rate_tools.get(key as u64));
+        // Once one look is warm, only warm looks speak: a prior must not alert through a warm sibling.
+        let (pk, pt) = match (warm_kind, warm_tool) {
+            (true, false) => (p_kind, 1.0),
+            (false, true) => (1.0, p_tool),
+            _ => (p_kind, p_tool),
+        };
         warm |= warm_tool;
-        p = min_p(&[p_kind, p_tool]);
-        if p_tool < p_kind {
+        p = min_p(&[pk, pt]);
+        if pt < pk {
             detail = Detail { by_tool: true, count: xt, mean, sd, basis, p: p_tool };
         }
     }

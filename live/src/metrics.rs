@@ -1,0 +1,138 @@
+//! Every metric the live detector exports, defined in one place (Prometheus naming; never an
+//! `agent_id` label: label values are bounded sets — reasons, detectors, severities, topics).
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use vigil_detector::decode::Reason;
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Records received from any source (before decoding).
+    pub events_received: IntCounter,
+    /// Events scored by the engine.
+    pub events_processed: IntCounter,
+    /// Records rejected, by reason code.
+    pub events_rejected: IntCounterVec,
+    pub events_late: IntCounter,
+    pub events_duplicate: IntCounter,
+    /// Alerts emitted, by detector and severity.
+    pub alerts: IntCounterVec,
+    /// Time from receiving a batch to its effects being durable.
+    pub processing_seconds: Histogram,
+    /// Messages behind the high watermark, per topic and partition.
+    pub consumer_lag: IntGaugeVec,
+    pub agents_tracked: IntGauge,
+    /// Seconds since the last completed checkpoint.
+    pub checkpoint_age_seconds: Gauge,
+    pub checkpoints: IntCounterVec,
+    /// Rule-pack and model reloads, by what and outcome.
+    pub reloads: IntCounterVec,
+    /// Ingest requests refused because the engine was saturated.
+    pub overloaded: IntCounter,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("metric names are valid");
+    r.register(Box::new(c.clone())).expect("each metric is registered once");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric names are valid");
+    r.register(Box::new(c.clone())).expect("each metric is registered once");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let events_rejected =
+            counter_vec(&r, "vigil_events_rejected_total", "Records rejected, by reason.", &["reason"]);
+        for reason in Reason::ALL {
+            events_rejected.with_label_values(&[reason.code()]);
+        }
+        let processing_seconds = Histogram::with_opts(
+            HistogramOpts::new("vigil_processing_seconds", "Time from receiving a batch to its effects being durable.")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )
+        .expect("metric names are valid");
+        r.register(Box::new(processing_seconds.clone())).expect("registered once");
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new("vigil_consumer_lag", "Messages behind the high watermark."),
+            &["topic", "partition"],
+        )
+        .expect("metric names are valid");
+        r.register(Box::new(consumer_lag.clone())).expect("registered once");
+        let agents_tracked = IntGauge::new("vigil_agents_tracked", "Agents whose state is tracked.").expect("valid");
+        r.register(Box::new(agents_tracked.clone())).expect("registered once");
+        let checkpoint_age_seconds =
+            Gauge::new("vigil_checkpoint_age_seconds", "Seconds since the last completed checkpoint.").expect("valid");
+        r.register(Box::new(checkpoint_age_seconds.clone())).expect("registered once");
+        Metrics {
+            events_received: counter(&r, "vigil_events_received_total", "Records received from any source."),
+            events_processed: counter(&r, "vigil_events_processed_total", "Events scored by the engine."),
+            events_rejected,
+            events_late: counter(&r, "vigil_events_late_total", "Events older than their agent's allowed lateness."),
+            events_duplicate: counter(&r, "vigil_events_duplicate_total", "Events dropped as duplicate producer ids."),
+            alerts: counter_vec(
+                &r,
+                "vigil_alerts_total",
+                "Alerts emitted, by detector and severity.",
+                &["detector", "severity"],
+            ),
+            processing_seconds,
+            consumer_lag,
+            agents_tracked,
+            checkpoint_age_seconds,
+            checkpoints: counter_vec(&r, "vigil_checkpoints_total", "Checkpoints written, by outcome.", &["outcome"]),
+            reloads: counter_vec(
+                &r,
+                "vigil_reloads_total",
+                "Rule-pack and model reloads, by kind and outcome.",
+                &["kind", "outcome"],
+            ),
+            overloaded: counter(
+                &r,
+                "vigil_ingest_overloaded_total",
+                "Ingest requests refused with 503 (engine saturated).",
+            ),
+            registry: r,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding gathered metric families into memory cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_vigil_names() {
+        let m = Metrics::new();
+        m.events_processed.inc_by(3);
+        m.alerts.with_label_values(&["entropy", "high"]).inc();
+        let text = m.render();
+        assert!(text.contains("vigil_events_processed_total 3"));
+        assert!(text.contains("vigil_alerts_total{detector=\"entropy\",severity=\"high\"} 1"));
+        assert!(text.contains("vigil_events_rejected_total{reason=\"too_deep\"} 0"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("vigil_"), "{line}");
+            assert!(!line.contains("agent_id"));
+        }
+    }
+}

@@ -37,6 +37,15 @@ impl Default for OutputSection {
     }
 }
 
+/// `[rules]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSection {
+    /// A rule pack directory or file replacing the built-in default pack (reloaded when it changes in
+    /// `vigil run`).
+    pub path: Option<String>,
+}
+
 /// The whole file. Sections owned by features not built yet are accepted as tables and refused by
 /// the commands that would need them.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -47,7 +56,7 @@ pub struct Config {
     pub actions: ActionsSection,
     pub output: OutputSection,
     pub http: HttpConfig,
-    pub rules: Option<toml::Table>,
+    pub rules: RulesSection,
     pub models: Option<toml::Table>,
     pub kafka: Option<KafkaConfig>,
     pub state: Option<StateConfig>,

@@ -566,10 +566,8 @@ fn options_not_built_yet_exit_2_and_say_so() {
     let d = dir.path();
     let events = simulate(d, "fleet.jsonl", &["--events", "100", "--agents", "5"], false);
     for (opt, args) in [
-        ("--compare-rules", vec!["--compare-rules", "x"]),
         ("--models", vec!["--models", "x"]),
         ("--enforce-webhooks", vec!["--enforce-webhooks"]),
-        ("--rules", vec!["--rules", "x"]),
         ("--kafka-topic", vec!["--kafka-topic", "x"]),
     ] {
         let alerts = d.join("alerts.jsonl");

@@ -117,7 +117,7 @@ pub struct Alert {
     pub title: String,
     pub reason: String,
     pub evidence: Vec<Evidence>,
-    pub tags: Vec<&'static str>,
+    pub tags: Vec<String>,
     pub action: Action,
     pub suppressed_action: Option<Action>,
     /// Wall clock at send time; set only by live sinks, never in replay.
@@ -342,7 +342,7 @@ mod tests {
                     full: false,
                 }),
             }],
-            tags: vec!["exfiltration"],
+            tags: vec!["exfiltration".into()],
             action: Action::Notify,
             suppressed_action: Some(Action::Kill),
             emitted_at_ms: None,

@@ -23,6 +23,7 @@ pub enum RestoreError {
     Snapshot(#[from] SnapshotError),
 }
 use std::sync::Arc;
+use vigil_rules::Pack;
 
 pub struct Engine {
     cfg: Arc<EngineConfig>,
@@ -30,16 +31,35 @@ pub struct Engine {
     classes: ClassTable,
     /// Events processed since the last barrier.
     since_sync: usize,
+    pack: Arc<Pack>,
 }
 
 impl Engine {
-    /// An engine with empty state; fails on an invalid configuration.
+    /// An engine with empty state and the built-in default rule pack; fails on an invalid configuration.
     pub fn new(cfg: EngineConfig) -> Result<Engine, ConfigError> {
+        Engine::with_pack(cfg, Arc::new(crate::rules::default_pack()))
+    }
+
+    /// An engine with empty state evaluating `pack`.
+    pub fn with_pack(cfg: EngineConfig, pack: Arc<Pack>) -> Result<Engine, ConfigError> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
-        let shards = (0..cfg.engine.shards).map(|i| Shard::new(Arc::clone(&cfg), i)).collect();
+        let shards = (0..cfg.engine.shards).map(|i| Shard::new(Arc::clone(&cfg), i, Arc::clone(&pack))).collect();
         let classes = ClassTable::new(cfg.engine.max_classes);
-        Ok(Engine { cfg, shards, classes, since_sync: 0 })
+        Ok(Engine { cfg, shards, classes, since_sync: 0, pack })
+    }
+
+    /// Replaces the rule pack atomically between events (hot reload).
+    pub fn set_pack(&mut self, pack: Arc<Pack>) {
+        for s in &mut self.shards {
+            s.set_pack(Arc::clone(&pack));
+        }
+        self.pack = pack;
+    }
+
+    /// The rule pack in use.
+    pub fn pack(&self) -> &Arc<Pack> {
+        &self.pack
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -116,6 +136,11 @@ impl Engine {
     /// An engine restored from [`Engine::snapshot`] bytes, with `cfg` (which must have the same number
     /// of shards as the snapshot).
     pub fn restore(cfg: EngineConfig, bytes: &[u8]) -> Result<Engine, RestoreError> {
+        Engine::restore_with_pack(cfg, Arc::new(crate::rules::default_pack()), bytes)
+    }
+
+    /// [`Engine::restore`] with a rule pack.
+    pub fn restore_with_pack(cfg: EngineConfig, pack: Arc<Pack>, bytes: &[u8]) -> Result<Engine, RestoreError> {
         cfg.validate()?;
         let snap = crate::snapshot::decode(bytes)?;
         if snap.shards.len() != cfg.engine.shards {
@@ -126,13 +151,13 @@ impl Engine {
             .shards
             .into_iter()
             .enumerate()
-            .map(|(i, s)| Shard::restore(Arc::clone(&cfg), i, s))
+            .map(|(i, s)| Shard::restore(Arc::clone(&cfg), i, Arc::clone(&pack), s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(SnapshotError::Payload)?;
         let mut classes = snap.classes;
         classes.validate_restored(cfg.engine.max_classes).map_err(SnapshotError::Payload)?;
         let since_sync = (snap.since_sync as usize).min(cfg.engine.class_sync_events.saturating_sub(1));
-        Ok(Engine { cfg, shards, classes, since_sync })
+        Ok(Engine { cfg, shards, classes, since_sync, pack })
     }
 
     /// Agents currently tracked, over all shards.

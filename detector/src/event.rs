@@ -267,25 +267,9 @@ impl<'a> Event<'a> {
     }
 }
 
-/// The host part of a destination written as `host`, `host:port`, `[v6]:port` or a URL.
-pub fn host_of(dest: &str) -> &str {
-    let rest = match dest.find("://") {
-        Some(i) => &dest[i + 3..],
-        None => dest,
-    };
-    let rest = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let rest = match rest.rfind('@') {
-        Some(i) => &rest[i + 1..],
-        None => rest,
-    };
-    if let Some(stripped) = rest.strip_prefix('[') {
-        return stripped.split(']').next().unwrap_or(stripped);
-    }
-    match rest.rfind(':') {
-        Some(i) if rest[..i].find(':').is_none() => &rest[..i],
-        _ => rest,
-    }
-}
+/// The host and port of a `dest` (`host:port`, a URL, `[v6]:port`): one definition, shared with the
+/// rule language's `dest.host` and `dest.port`.
+pub use vigil_rules::{host_of, port_of};
 
 #[cfg(test)]
 mod tests {

@@ -116,7 +116,11 @@ pub fn prev_evidence(prev: &PrevEvent, cfg: &EvidenceConfig) -> Option<Evidence>
 }
 
 /// Tags of an alert raised by `comp` on `ev`.
-pub fn tags(comp: Comp, ev: &Event, card: &Card) -> Vec<&'static str> {
+pub fn tags(comp: Comp, ev: &Event, card: &Card) -> Vec<String> {
+    tag_names(comp, ev, card).into_iter().map(String::from).collect()
+}
+
+fn tag_names(comp: Comp, ev: &Event, card: &Card) -> Vec<&'static str> {
     match comp {
         Comp::Rate | Comp::Tokens | Comp::Metric => vec!["resource-abuse"],
         Comp::Sequence => vec!["behaviour-change"],

@@ -26,6 +26,7 @@ pub mod explain;
 pub mod hash;
 pub mod json;
 pub mod output;
+pub mod rules;
 pub mod score;
 pub mod shard;
 pub mod snapshot;

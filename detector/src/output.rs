@@ -35,6 +35,15 @@ pub fn write_score_line(out: &mut String, ev: &Event, v: &Verdict) {
             write_unit(out, s as f64);
         }
     }
+    for (name, s) in &v.rules {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        write_str(out, name);
+        out.push(':');
+        write_unit(out, *s as f64);
+    }
     out.push_str("}}");
 }
 
@@ -75,6 +84,7 @@ mod tests {
                 c[Comp::Sequence as usize] = Some(0.93);
                 c
             },
+            rules: Vec::new(),
             alert: None,
         };
         let ev = decode(br#"{"ts":1795756802500,"agent_id":"a","kind":"x"}"#, &Limits::default()).unwrap();

@@ -13,11 +13,13 @@ use crate::config::EngineConfig;
 use crate::event::{Event, Kind};
 use crate::explain;
 use crate::hash::{combine, hash_str, ns};
+use crate::rules::EventRecord;
 use crate::score::{self, Card, ClassSink, Comp, Ctx};
 use crate::state::{AgentState, Label, PrevEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
 use vigil_models::{fuse, score_from_p};
+use vigil_rules::{Action as RuleAction, Pack, RuleMatch, Severity as RuleSeverity};
 
 const NIL: u32 = u32::MAX;
 /// p-value of an agent whose class changed: an identity violation, not a statistical question.
@@ -68,13 +70,22 @@ pub struct Verdict {
     pub score: f64,
     /// Score of every applicable component (`None`: not applicable), in [`Comp::ALL`] order.
     pub components: [Option<f32>; Comp::COUNT],
+    /// Rules that matched the event (`rule:<id>`) and their scores, in pack order.
+    pub rules: Vec<(String, f32)>,
     /// The alert this event opened, if any.
     pub alert: Option<Alert>,
 }
 
 impl Verdict {
     fn duplicate() -> Verdict {
-        Verdict { duplicate: true, late: false, score: 0.0, components: [None; Comp::COUNT], alert: None }
+        Verdict {
+            duplicate: true,
+            late: false,
+            score: 0.0,
+            components: [None; Comp::COUNT],
+            rules: Vec::new(),
+            alert: None,
+        }
     }
 }
 
@@ -152,6 +163,8 @@ pub struct Shard {
     max_agents: usize,
     log: ClassLog,
     card: Card,
+    pack: Arc<Pack>,
+    matches: Vec<RuleMatch>,
     tick: u64,
     stats: ShardStats,
 }
@@ -182,11 +195,11 @@ impl Shard {
     }
 
     /// A shard restored from a checkpoint.
-    pub fn restore(cfg: Arc<EngineConfig>, index: usize, s: ShardSnapshot) -> Result<Shard, String> {
+    pub fn restore(cfg: Arc<EngineConfig>, index: usize, pack: Arc<Pack>, s: ShardSnapshot) -> Result<Shard, String> {
         if s.keys.len() != s.agents.len() {
             return Err("agent keys and states differ in number".into());
         }
-        let mut shard = Shard::new(cfg, index);
+        let mut shard = Shard::new(cfg, index, pack);
         if s.agents.len() > shard.max_agents {
             return Err(format!("{} agents in a shard whose cap is {}", s.agents.len(), shard.max_agents));
         }
@@ -211,8 +224,8 @@ impl Shard {
         Ok(shard)
     }
 
-    /// Shard number `index` of the engine (its share of `max_agents` depends on it).
-    pub fn new(cfg: Arc<EngineConfig>, index: usize) -> Shard {
+    /// Shard number `index` of the engine (its share of `max_agents` depends on it), evaluating `pack`.
+    pub fn new(cfg: Arc<EngineConfig>, index: usize, pack: Arc<Pack>) -> Shard {
         let ctx = Ctx::new(&cfg);
         let max_agents = cfg.agents_per_shard(index);
         Shard {
@@ -225,6 +238,8 @@ impl Shard {
             max_agents,
             log: ClassLog::default(),
             card: Card::default(),
+            pack,
+            matches: Vec::new(),
             tick: 0,
             stats: ShardStats::default(),
         }
@@ -237,6 +252,11 @@ impl Shard {
     /// Agents currently tracked.
     pub fn agents(&self) -> usize {
         self.agent_index.len()
+    }
+
+    /// Replaces the rule pack (between events). Rule state of unchanged rules carries over.
+    pub fn set_pack(&mut self, pack: Arc<Pack>) {
+        self.pack = pack;
     }
 
     /// What this shard would teach classes since the last barrier.
@@ -393,70 +413,141 @@ impl Shard {
         }
         let fused_all = fuse(&all[..n_all]);
         let fused_warm = fuse(&warm[..n_warm]);
-        let score = score_from_p(fused_all.p);
-        let alert_score = score_from_p(fused_warm.p);
-        let weight = if fused_all.p < ANOMALOUS_P { d.anomalous_learning_weight } else { 1.0 };
+        let stat_score = score_from_p(fused_all.p);
+        let stat_alert_score = score_from_p(fused_warm.p);
 
-        // Alert: a new group opens for (session, detector) unless one is open within the cooldown.
+        // Rules see the event with every component's score.
+        let mut comp_scores = [0.0f64; Comp::COUNT];
+        for (s, c) in comp_scores.iter_mut().zip(&components) {
+            *s = c.map_or(0.0, f64::from);
+        }
+        let matches = &mut self.matches;
+        matches.clear();
+        let pack = &*self.pack;
+        pack.evaluate(&EventRecord::new(ev, comp_scores, stat_score), &mut agent.rules, matches);
+        // The strongest match: highest severity, first in pack order on ties.
+        let top_rule = matches.iter().max_by(|a, b| {
+            let (sa, sb) = (pack.rules()[a.rule].severity, pack.rules()[b.rule].severity);
+            sa.cmp(&sb).then(b.rule.cmp(&a.rule))
+        });
+        let rule_score = top_rule.map_or(0.0, |m| rule_severity_score(pack.rules()[m.rule].severity));
+        let score = stat_score.max(rule_score);
+        let rules_hit: Vec<(String, f32)> = matches
+            .iter()
+            .map(|m| {
+                (format!("rule:{}", pack.rules()[m.rule].id), rule_severity_score(pack.rules()[m.rule].severity) as f32)
+            })
+            .collect();
+        let anomalous =
+            fused_all.p < ANOMALOUS_P || matches.iter().any(|m| pack.rules()[m.rule].severity > RuleSeverity::Low);
+        let weight = if anomalous { d.anomalous_learning_weight } else { 1.0 };
+
+        // The alert candidate: a matched rule (rules always alert), or the statistical verdict when it
+        // clears the threshold and is stronger.
+        let stat_candidate = (stat_alert_score >= d.alert_score).then_some(fused_warm.strongest).flatten();
+        let use_rule = top_rule.is_some() && (stat_candidate.is_none() || rule_score >= stat_alert_score);
         let mut alert = None;
-        if alert_score >= d.alert_score {
-            if let Some(strongest) = fused_warm.strongest {
-                let comp = warm_comps[strongest];
-                let detector = comp.name();
-                let group = combine(
-                    hash_str(ns::SESSION, ev.session_id.as_deref().unwrap_or("")),
-                    hash_str(ns::NAME, detector),
-                );
-                let cooldown_ms = cfg.engine.cooldown_secs as i64 * 1000;
-                let open =
-                    agent.groups.iter().position(|&(k, opened)| k == group && ts < opened.saturating_add(cooldown_ms));
-                if open.is_some() {
-                    self.stats.grouped += 1;
-                } else {
-                    let slot = agent
-                        .groups
-                        .iter()
-                        .position(|&(k, _)| k == group)
-                        .unwrap_or_else(|| (0..agent.groups.len()).min_by_key(|&i| agent.groups[i].1).unwrap_or(0));
-                    agent.groups[slot] = (group, ts);
-                    let severity = Severity::from_score(alert_score, d.alert_score);
-                    let wanted = cfg.actions.for_severity(severity);
-                    let (action, suppressed) = apply_cooldown(agent, wanted, ts, cooldown_ms);
-                    if suppressed.is_some() {
-                        self.stats.suppressed_actions += 1;
+        if use_rule || stat_candidate.is_some() {
+            let (detector, group_key, alert_score): (String, &str, f64) = match (use_rule, top_rule) {
+                (true, Some(m)) => (
+                    format!("rule:{}", pack.rules()[m.rule].id),
+                    m.group_key.as_str(),
+                    rule_score.max(stat_alert_score),
+                ),
+                _ => (warm_comps[stat_candidate.unwrap_or(0)].name().to_string(), "", stat_alert_score),
+            };
+            let group = combine(
+                combine(hash_str(ns::SESSION, ev.session_id.as_deref().unwrap_or("")), hash_str(ns::NAME, &detector)),
+                hash_str(ns::VALUE, group_key),
+            );
+            let cooldown_ms = cfg.engine.cooldown_secs as i64 * 1000;
+            let open =
+                agent.groups.iter().position(|&(k, opened)| k == group && ts < opened.saturating_add(cooldown_ms));
+            if open.is_some() {
+                self.stats.grouped += 1;
+            } else {
+                let slot = agent
+                    .groups
+                    .iter()
+                    .position(|&(k, _)| k == group)
+                    .unwrap_or_else(|| (0..agent.groups.len()).min_by_key(|&i| agent.groups[i].1).unwrap_or(0));
+                agent.groups[slot] = (group, ts);
+                let stat_severity = Severity::from_score(alert_score, d.alert_score);
+                let (severity, wanted) = match (use_rule, top_rule) {
+                    (true, Some(m)) => {
+                        let r = &pack.rules()[m.rule];
+                        let sev = stat_severity.max(rule_severity(r.severity));
+                        (sev, cfg.actions.for_severity(sev).max(rule_action(r.action)))
                     }
-                    // Contributing components, strongest first.
-                    let mut order: Vec<Comp> =
-                        warm_comps[..n_warm].iter().copied().filter(|c| card.get(*c).p < 1.0).collect();
-                    order.sort_by(|a, b| card.get(*a).p.total_cmp(&card.get(*b).p).then(a.cmp(b)));
-                    let window_secs = d.rate_window_secs;
-                    let mut evidence = vec![explain::event_evidence(ev, pos, &cfg.evidence)];
-                    if let Some(prev) = explain::prev_evidence(&agent.prev, &cfg.evidence) {
-                        evidence.push(prev);
-                    }
-                    alert = Some(Alert {
-                        id: alert_id(&ev.agent_id, ev.session_id.as_deref(), detector, "", ts, ordinal),
-                        ts_ms: ts,
-                        agent_id: ev.agent_id.to_string(),
-                        agent: class_name.to_string(),
-                        session_id: ev.session_id.as_deref().map(str::to_string),
-                        detector: detector.to_string(),
-                        components: Comp::ALL
-                            .iter()
-                            .filter_map(|c| components[*c as usize].map(|s| (c.name().to_string(), s as f64)))
-                            .collect(),
-                        severity,
-                        score: alert_score,
-                        title: explain::title(comp, ev, card, window_secs, &old_class_name),
-                        reason: explain::reason(ev, card, class, fused_warm.p, &order, window_secs, &old_class_name),
-                        evidence,
-                        tags: explain::tags(comp, ev, card),
-                        action,
-                        suppressed_action: suppressed,
-                        emitted_at_ms: None,
-                    });
-                    self.stats.alerts += 1;
+                    _ => (stat_severity, cfg.actions.for_severity(stat_severity)),
+                };
+                let (action, suppressed) = apply_cooldown(agent, wanted, ts, cooldown_ms);
+                if suppressed.is_some() {
+                    self.stats.suppressed_actions += 1;
                 }
+                // Contributing components, strongest first.
+                let mut order: Vec<Comp> =
+                    warm_comps[..n_warm].iter().copied().filter(|c| card.get(*c).p < 1.0).collect();
+                order.sort_by(|a, b| card.get(*a).p.total_cmp(&card.get(*b).p).then(a.cmp(b)));
+                let window_secs = d.rate_window_secs;
+                let mut evidence = vec![explain::event_evidence(ev, pos, &cfg.evidence)];
+                if let Some(prev) = explain::prev_evidence(&agent.prev, &cfg.evidence) {
+                    evidence.push(prev);
+                }
+                let stat_reason = explain::reason(ev, card, class, fused_warm.p, &order, window_secs, &old_class_name);
+                let (title, reason, tags) = match (use_rule, top_rule) {
+                    (true, Some(m)) => {
+                        let r = &pack.rules()[m.rule];
+                        let record = EventRecord::new(ev, comp_scores, stat_score);
+                        let first_line = r.description.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                        // One line: what the rule is for, then the condition that held (whitespace collapsed).
+                        let when = r.when.split_whitespace().collect::<Vec<_>>().join(" ");
+                        let mut reason = format!("rule {}", r.id);
+                        if !first_line.is_empty() {
+                            reason.push_str(&format!(" ({first_line})"));
+                        }
+                        reason.push_str(&format!(" matched: {when}"));
+                        if !m.detail.is_empty() {
+                            reason.push_str(&format!("; {}", m.detail));
+                        }
+                        if !order.is_empty() {
+                            reason.push_str(&format!("; statistics: {stat_reason}"));
+                        }
+                        (pack.title(m.rule, &record), reason, r.tags.clone())
+                    }
+                    _ => {
+                        let comp = warm_comps[stat_candidate.unwrap_or(0)];
+                        (
+                            explain::title(comp, ev, card, window_secs, &old_class_name),
+                            stat_reason,
+                            explain::tags(comp, ev, card),
+                        )
+                    }
+                };
+                let mut comps: Vec<(String, f64)> = Comp::ALL
+                    .iter()
+                    .filter_map(|c| components[*c as usize].map(|s| (c.name().to_string(), s as f64)))
+                    .collect();
+                comps.extend(rules_hit.iter().map(|(n, s)| (n.clone(), *s as f64)));
+                alert = Some(Alert {
+                    id: alert_id(&ev.agent_id, ev.session_id.as_deref(), &detector, group_key, ts, ordinal),
+                    ts_ms: ts,
+                    agent_id: ev.agent_id.to_string(),
+                    agent: class_name.to_string(),
+                    session_id: ev.session_id.as_deref().map(str::to_string),
+                    detector,
+                    components: comps,
+                    severity,
+                    score: alert_score,
+                    title,
+                    reason,
+                    evidence,
+                    tags,
+                    action,
+                    suppressed_action: suppressed,
+                    emitted_at_ms: None,
+                });
+                self.stats.alerts += 1;
             }
         }
 
@@ -504,7 +595,35 @@ impl Shard {
         sink.push(ClassOp::Event);
         self.stats.events += 1;
 
-        Verdict { duplicate: false, late: ctx.late, score, components, alert }
+        Verdict { duplicate: false, late: ctx.late, score, components, rules: rules_hit, alert }
+    }
+}
+
+/// The score a rule match stands for: its severity, on the statistical scale (critical = the top).
+fn rule_severity_score(s: RuleSeverity) -> f64 {
+    match s {
+        RuleSeverity::Low => 0.6,
+        RuleSeverity::Medium => 0.7,
+        RuleSeverity::High => 0.85,
+        RuleSeverity::Critical => 1.0,
+    }
+}
+
+fn rule_severity(s: RuleSeverity) -> Severity {
+    match s {
+        RuleSeverity::Low => Severity::Low,
+        RuleSeverity::Medium => Severity::Medium,
+        RuleSeverity::High => Severity::High,
+        RuleSeverity::Critical => Severity::Critical,
+    }
+}
+
+fn rule_action(a: RuleAction) -> Action {
+    match a {
+        RuleAction::None => Action::None,
+        RuleAction::Notify => Action::Notify,
+        RuleAction::Contain => Action::Contain,
+        RuleAction::Kill => Action::Kill,
     }
 }
 

@@ -247,6 +247,8 @@ pub struct AgentState {
     pub last_contain_ts: i64,
 
     pub prev: PrevEvent,
+    /// Windows and sequences of stateful rules (empty: 8 bytes).
+    pub rules: vigil_rules::RuleState,
 }
 
 impl AgentState {
@@ -279,6 +281,7 @@ impl AgentState {
             last_kill_ts: i64::MIN,
             last_contain_ts: i64::MIN,
             prev: PrevEvent::default(),
+            rules: Default::default(),
         }
     }
 

@@ -26,6 +26,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use vigil_detector::classes::ClassTable;
@@ -36,6 +37,7 @@ use vigil_detector::engine::shard_of;
 use vigil_detector::hash::{hash_str, ns};
 use vigil_detector::output::write_score_line;
 use vigil_detector::{Alert, Engine, EngineConfig, Event, Position, Shard};
+use vigil_rules::Pack;
 
 /// What can stop a replay. Every variant is the user's input or environment, not a bug: the CLI maps
 /// them to exit status 2 with this message.
@@ -80,6 +82,8 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// Bytes of input per batch.
     pub batch_bytes: usize,
+    /// The rule pack (default: the built-in pack).
+    pub pack: Option<Arc<Pack>>,
 }
 
 impl ReplayOptions {
@@ -95,6 +99,7 @@ impl ReplayOptions {
             threads: 1,
             progress: false,
             batch_bytes: 4 << 20,
+            pack: None,
         }
     }
 }
@@ -442,7 +447,10 @@ fn run_parallel(
 /// Replays recorded runs through the engine.
 pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let t0 = Instant::now();
-    let mut engine = Engine::new(opts.engine.clone())?;
+    let mut engine = match &opts.pack {
+        Some(p) => Engine::with_pack(opts.engine.clone(), Arc::clone(p))?,
+        None => Engine::new(opts.engine.clone())?,
+    };
     let limits =
         Limits { max_event_bytes: opts.engine.engine.max_event_bytes, max_depth: opts.engine.engine.max_depth };
 

@@ -49,6 +49,32 @@ pub fn host_of(dest: &str) -> &str {
     }
 }
 
+/// The port of a `dest`: explicit (`host:port`, `[v6]:port`, URL authority), else implied by an
+/// `http`/`https` URL scheme. The detector uses this same function.
+pub fn port_of(dest: &str) -> Option<&str> {
+    let (scheme, rest) = match dest.find("://") {
+        Some(i) => (Some(&dest[..i]), &dest[i + 3..]),
+        None => (None, dest),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let port = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => Some(p),
+            _ => None,
+        },
+    };
+    match port.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        Some(p) => Some(p),
+        None => match scheme {
+            Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") => Some("443"),
+            Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("ws") => Some("80"),
+            _ => None,
+        },
+    }
+}
+
 fn path<'a>(v: &'a J, dotted: &str) -> Option<&'a J> {
     if let Some(x) = v.get(dotted) {
         return Some(x);
@@ -90,6 +116,10 @@ impl JsonRecord {
                 let d = ev.get("dest")?.as_str()?;
                 return coerce(&J::String(host_of(d).to_string()), ty);
             }
+            "dest.port" => {
+                let d = ev.get("dest")?.as_str()?;
+                return port_of(d).and_then(|p| coerce(&J::String(p.to_string()), ty));
+            }
             "agent" => {
                 let a = ev.get("agent").or_else(|| ev.get("agent_id"))?;
                 return coerce(a, ty);
@@ -123,6 +153,7 @@ impl JsonRecord {
             "payload",
             "dest",
             "dest.host",
+            "dest.port",
             "method",
             "path",
             "op",

@@ -12,7 +12,7 @@ use crate::expr;
 use crate::schema::{FieldId, FieldType, Record, Schema};
 use crate::state::{GroupBy, Measure, RuleMatch, RuleState, Sequence, SlotRef, Threshold, MAX_DISTINCT, MAX_STEPS};
 use crate::util::{closest, fnv, fnv_more, hint, parse_duration_ms};
-use crate::yaml::{self, Node, NodeKind, Pos, Source};
+use crate::yaml::{self, Node, NodeKind, Pos, Source, Style};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -780,6 +780,10 @@ impl<'s> Loader<'s> {
             }
         };
         for doc in docs {
+            // A file holding only comments (or an explicit null) has no items: a valid, empty file.
+            if matches!(&doc.kind, NodeKind::Scalar(s, Style::Plain) if s.is_empty() || s == "~" || s == "null") {
+                continue;
+            }
             let NodeKind::Seq(items) = doc.kind else {
                 self.at(
                     file,
@@ -1121,7 +1125,7 @@ impl<'s> Loader<'s> {
                         n.pos,
                         RuleError::InvalidValue {
                             key: "severity",
-                            message: "expected one of low, medium, high, critical".into(),
+                            message: format!("expected one of low, medium, high, critical, found {}", shown(n)),
                         },
                     );
                     ok = false;
@@ -1143,7 +1147,7 @@ impl<'s> Loader<'s> {
                         n.pos,
                         RuleError::InvalidValue {
                             key: "action",
-                            message: "expected one of none, notify, contain, kill".into(),
+                            message: format!("expected one of none, notify, contain, kill, found {}", shown(n)),
                         },
                     );
                     ok = false;
@@ -1505,6 +1509,14 @@ impl<'s> Loader<'s> {
     }
 }
 
+/// A node as an error message shows it: a scalar quoted, anything else by its kind.
+fn shown(n: &Node) -> String {
+    match n.as_str() {
+        Some(s) => format!("{s:?}"),
+        None => n.what().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1821,6 +1833,8 @@ mod tests {
         assert!(e[0].starts_with("s.yaml:2:16: unknown field `dest.hots`"), "{e:?}");
         // An empty file is a valid (empty) pack file.
         assert!(load(&[("e.yaml", "")]).unwrap().rules().is_empty());
+        assert!(load(&[("c.yaml", "# nothing yet\n")]).unwrap().rules().is_empty());
+        assert!(load(&[("n.yaml", "~\n")]).unwrap().rules().is_empty());
     }
 
     #[test]

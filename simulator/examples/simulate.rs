@@ -31,11 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     let t0 = Instant::now();
-    let stats = vigil_sim::simulate(
-        &cfg,
-        &mut events,
-        labels.as_mut().map(|w| w as &mut dyn std::io::Write),
-    )?;
+    let stats = vigil_sim::simulate(&cfg, &mut events, labels.as_mut().map(|w| w as &mut dyn std::io::Write))?;
     let secs = t0.elapsed().as_secs_f64();
     eprintln!(
         "{} events, {} agents, {} attack windows in {:.2}s ({:.0} events/s)",

@@ -18,8 +18,7 @@ use rand::{Rng, SeedableRng};
 use crate::attack::{AttackRun, Mimicry};
 use crate::classes::{Class, Tk};
 use crate::dist::{
-    between, chance, exp, geometric, lerp, lognormal, lognormal_u, mix64, pick, pick_str, weighted,
-    SimRng,
+    between, chance, exp, geometric, lerp, lognormal, lognormal_u, mix64, pick, pick_str, weighted, SimRng,
 };
 use crate::json::{self, Obj};
 use crate::text::{self, Lang, MAX_PAYLOAD};
@@ -81,31 +80,11 @@ impl Outcome {
 
 /// A side effect of a tool call (or a bare action seen by the platform).
 pub(crate) enum EffKind {
-    Net {
-        dest: String,
-        method: &'static str,
-        bytes_out: u64,
-        bytes_in: u64,
-        payload: Option<String>,
-    },
-    File {
-        path: String,
-        op: &'static str,
-        bytes: u64,
-        payload: Option<String>,
-    },
-    Proc {
-        cmd: String,
-    },
-    Auth {
-        op: &'static str,
-        scope: String,
-        principal: String,
-    },
-    Metric {
-        name: &'static str,
-        value: f64,
-    },
+    Net { dest: String, method: &'static str, bytes_out: u64, bytes_in: u64, payload: Option<String> },
+    File { path: String, op: &'static str, bytes: u64, payload: Option<String> },
+    Proc { cmd: String },
+    Auth { op: &'static str, scope: String, principal: String },
+    Metric { name: &'static str, value: f64 },
 }
 
 /// A side effect with its outcome and label.
@@ -118,12 +97,7 @@ pub(crate) struct Effect {
 
 impl Effect {
     pub(crate) fn new(kind: EffKind) -> Self {
-        Effect {
-            kind,
-            outcome: Outcome::Ok,
-            privileged: false,
-            label: NO_LABEL,
-        }
+        Effect { kind, outcome: Outcome::Ok, privileged: false, label: NO_LABEL }
     }
 
     pub(crate) fn outcome(mut self, o: Outcome) -> Self {
@@ -144,38 +118,19 @@ pub(crate) fn net(
     inn: u64,
     payload: Option<String>,
 ) -> Effect {
-    Effect::new(EffKind::Net {
-        dest: dest.into(),
-        method,
-        bytes_out: out,
-        bytes_in: inn,
-        payload,
-    })
+    Effect::new(EffKind::Net { dest: dest.into(), method, bytes_out: out, bytes_in: inn, payload })
 }
 
 pub(crate) fn file(path: String, op: &'static str, bytes: u64, payload: Option<String>) -> Effect {
-    Effect::new(EffKind::File {
-        path,
-        op,
-        bytes,
-        payload,
-    })
+    Effect::new(EffKind::File { path, op, bytes, payload })
 }
 
 pub(crate) fn process(cmd: impl Into<String>) -> Effect {
     Effect::new(EffKind::Proc { cmd: cmd.into() })
 }
 
-pub(crate) fn auth(
-    op: &'static str,
-    scope: impl Into<String>,
-    principal: impl Into<String>,
-) -> Effect {
-    Effect::new(EffKind::Auth {
-        op,
-        scope: scope.into(),
-        principal: principal.into(),
-    })
+pub(crate) fn auth(op: &'static str, scope: impl Into<String>, principal: impl Into<String>) -> Effect {
+    Effect::new(EffKind::Auth { op, scope: scope.into(), principal: principal.into() })
 }
 
 /// A tool invocation: the call, its side effects and its result.
@@ -307,29 +262,10 @@ static REPOS: &[(&str, Lang)] = &[
     ("ml-notebooks", Lang::Python),
     ("payments-sdk", Lang::TypeScript),
 ];
-static DATASETS: &[&str] = &[
-    "orders",
-    "clickstream",
-    "payments",
-    "inventory",
-    "users",
-    "events",
-    "shipments",
-    "sessions",
-    "refunds",
-];
-static SERVICES: &[&str] = &[
-    "api",
-    "web",
-    "worker",
-    "billing",
-    "auth",
-    "search",
-    "gateway",
-    "scheduler",
-    "ingest",
-    "notifier",
-];
+static DATASETS: &[&str] =
+    &["orders", "clickstream", "payments", "inventory", "users", "events", "shipments", "sessions", "refunds"];
+static SERVICES: &[&str] =
+    &["api", "web", "worker", "billing", "auth", "search", "gateway", "scheduler", "ingest", "notifier"];
 static NAMESPACES: &[&str] = &["prod", "staging", "default", "monitoring", "payments"];
 static TOPICS: &[&str] = &[
     "battery-chemistry",
@@ -345,35 +281,11 @@ static TOPICS: &[&str] = &[
     "wind-power",
     "antibiotic-resistance",
 ];
-static PRODUCTS: &[&str] = &[
-    "starter",
-    "pro",
-    "business",
-    "enterprise",
-    "hardware",
-    "accessories",
-];
-static PROJECTS: &[&str] = &[
-    "q1-planning",
-    "vendor-renewal",
-    "hiring",
-    "offsite",
-    "board-deck",
-    "customer-escalations",
-];
-static REGIONS: &[&str] = &[
-    "us-east-1",
-    "us-west-2",
-    "eu-west-1",
-    "eu-central-1",
-    "ap-southeast-1",
-];
-static PARTNER_DOMAINS: &[&str] = &[
-    "acme-partners.com",
-    "globex.io",
-    "initech.co.uk",
-    "umbrella-legal.com",
-];
+static PRODUCTS: &[&str] = &["starter", "pro", "business", "enterprise", "hardware", "accessories"];
+static PROJECTS: &[&str] =
+    &["q1-planning", "vendor-renewal", "hiring", "offsite", "board-deck", "customer-escalations"];
+static REGIONS: &[&str] = &["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1"];
+static PARTNER_DOMAINS: &[&str] = &["acme-partners.com", "globex.io", "initech.co.uk", "umbrella-legal.com"];
 
 /// Web hosts a research agent reads.
 static RESEARCH_HOSTS: &[&str] = &[
@@ -444,33 +356,11 @@ static DOC_HOSTS: &[&str] = &[
 /// Hosts a class talks to in normal work (used by attacks that want to blend in).
 pub(crate) fn usual_hosts(class: &Class) -> &'static [&'static str] {
     match class.name {
-        "support-bot" => &[
-            "kb.internal:443",
-            "crm.internal:443",
-            "orders.internal:8080",
-            "api.zendesk.com:443",
-        ],
-        "code-assistant" => &[
-            "api.github.com:443",
-            "docs.rs:443",
-            "pypi.org:443",
-            "registry.npmjs.org:443",
-        ],
-        "data-pipeline" => &[
-            "s3.us-east-1.amazonaws.com:443",
-            "warehouse.internal:5432",
-            "kafka-1.internal:9092",
-        ],
-        "research-agent" => &[
-            "en.wikipedia.org:443",
-            "arxiv.org:443",
-            "api.search.brave.com:443",
-        ],
-        "devops-agent" => &[
-            "loki.internal:3100",
-            "argocd.internal:443",
-            "ec2.us-east-1.amazonaws.com:443",
-        ],
+        "support-bot" => &["kb.internal:443", "crm.internal:443", "orders.internal:8080", "api.zendesk.com:443"],
+        "code-assistant" => &["api.github.com:443", "docs.rs:443", "pypi.org:443", "registry.npmjs.org:443"],
+        "data-pipeline" => &["s3.us-east-1.amazonaws.com:443", "warehouse.internal:5432", "kafka-1.internal:9092"],
+        "research-agent" => &["en.wikipedia.org:443", "arxiv.org:443", "api.search.brave.com:443"],
+        "devops-agent" => &["loki.internal:3100", "argocd.internal:443", "ec2.us-east-1.amazonaws.com:443"],
         _ => &["graph.microsoft.com:443"],
     }
 }
@@ -523,11 +413,7 @@ impl Agent {
         let id = format!("{}-{:03}", class.name, number);
         let tz_ms = (pick(&mut rng, class.tz_hours) * MS_PER_HOUR as f64) as i64;
         let rate_mult = lognormal(&mut rng, 1.0, 0.45).clamp(0.25, 4.0);
-        let tool_w = class
-            .tools
-            .iter()
-            .map(|t| t.weight * lognormal(&mut rng, 1.0, 0.3))
-            .collect();
+        let tool_w = class.tools.iter().map(|t| t.weight * lognormal(&mut rng, 1.0, 0.3)).collect();
         let model = weighted(&mut rng, class.models.iter().map(|m| m.1));
         let persona = Persona::draw(class, &mut rng);
         Agent {
@@ -625,8 +511,7 @@ impl Agent {
         self.seq += 1;
         // Producers omit the id on some metric events; such lines stay unique because no two of an
         // agent's id-less events share a timestamp.
-        let id_less =
-            kind == "metric" && !self.recent_noid.contains(&ts) && chance(&mut self.rng, 0.5);
+        let id_less = kind == "metric" && !self.recent_noid.contains(&ts) && chance(&mut self.rng, 0.5);
         if id_less {
             if self.recent_noid.len() == 16 {
                 self.recent_noid.pop_front();
@@ -647,13 +532,7 @@ impl Agent {
                 (self.seq ^ self.id_mask.rotate_left(28)) & 0xffff_ffff_ffff
             );
         }
-        Ev {
-            buf,
-            ts,
-            seq: self.seq,
-            label,
-            has_attrs: false,
-        }
+        Ev { buf, ts, seq: self.seq, label, has_attrs: false }
     }
 
     /// Closes the event and buffers it.
@@ -661,11 +540,7 @@ impl Agent {
         if !ev.has_attrs && chance(&mut self.rng, 0.12) {
             let trace = text::hex_string(&mut self.rng, 16);
             let region = self.persona.region;
-            let pod = if chance(&mut self.rng, 0.5) {
-                Some(self.persona.pod.as_str())
-            } else {
-                None
-            };
+            let pod = if chance(&mut self.rng, 0.5) { Some(self.persona.pod.as_str()) } else { None };
             ev.attrs(|a| {
                 a.str("trace_id", &trace).str("region", region);
                 if let Some(p) = pod {
@@ -674,22 +549,12 @@ impl Agent {
             });
         }
         ev.buf.push_str("}\n");
-        self.buf.push(Reverse(Pending {
-            ts: ev.ts,
-            seq: ev.seq,
-            label: ev.label,
-            line: ev.buf,
-        }));
+        self.buf.push(Reverse(Pending { ts: ev.ts, seq: ev.seq, label: ev.label, line: ev.buf }));
     }
 
     pub(crate) fn new_call_id(&mut self) -> String {
         self.calls += 1;
-        format!(
-            "call_{:012x}{:x}x{:x}",
-            mix64(self.id_key ^ self.calls) & 0xffff_ffff_ffff,
-            self.idx,
-            self.calls
-        )
+        format!("call_{:012x}{:x}x{:x}", mix64(self.id_key ^ self.calls) & 0xffff_ffff_ffff, self.idx, self.calls)
     }
 
     pub(crate) fn principal(&self) -> String {
@@ -706,46 +571,32 @@ impl Agent {
     }
 
     /// An `llm_call`; returns its latency. `scale` multiplies the token counts (runaway loops).
-    pub(crate) fn llm_call(
-        &mut self,
-        t: i64,
-        sid: Option<&str>,
-        label: u32,
-        reply: bool,
-        scale: f64,
-    ) -> i64 {
+    pub(crate) fn llm_call(&mut self, t: i64, sid: Option<&str>, label: u32, reply: bool, scale: f64) -> i64 {
         let c = self.class;
-        let m = if chance(&mut self.rng, 0.9) {
-            self.model
-        } else {
-            weighted(&mut self.rng, c.models.iter().map(|m| m.1))
-        };
+        let m =
+            if chance(&mut self.rng, 0.9) { self.model } else { weighted(&mut self.rng, c.models.iter().map(|m| m.1)) };
         let model = c.models[m].0;
         let step_no = self.session.as_ref().map_or(0, |s| s.step_no);
         let growth = 1.0 + 0.06 * f64::from(step_no.min(40));
-        let tin = (lognormal(&mut self.rng, c.tok_in.0, c.tok_in.1) * growth * scale)
-            .clamp(1.0, 400_000.0) as u64;
+        let tin = (lognormal(&mut self.rng, c.tok_in.0, c.tok_in.1) * growth * scale).clamp(1.0, 400_000.0) as u64;
         let out_median = c.tok_out.0 * if reply { 1.4 } else { 1.0 };
-        let tout =
-            (lognormal(&mut self.rng, out_median, c.tok_out.1) * scale).clamp(1.0, 32_000.0) as u64;
-        let per_token = if model.contains("mini") || model.contains("haiku") || model.contains("8b")
-        {
+        let tout = (lognormal(&mut self.rng, out_median, c.tok_out.1) * scale).clamp(1.0, 32_000.0) as u64;
+        let per_token = if model.contains("mini") || model.contains("haiku") || model.contains("8b") {
             6.0
         } else if model.contains("opus") || model.starts_with("o3") {
             28.0
         } else {
             14.0
         };
-        let latency = ((250.0 + tout as f64 * per_token + tin as f64 / 60.0)
-            * lognormal(&mut self.rng, 1.0, 0.25)) as i64;
+        let latency =
+            ((250.0 + tout as f64 * per_token + tin as f64 / 60.0) * lognormal(&mut self.rng, 1.0, 0.25)) as i64;
         let failed = chance(&mut self.rng, 0.004);
         let latency = if failed { latency / 10 + 30 } else { latency };
         let mut e = self.ev(t, "llm_call", label, sid);
         e.o()
             .str("model", model)
             .obj("tokens", |o| {
-                o.u64("input", tin)
-                    .u64("output", if failed { 0 } else { tout });
+                o.u64("input", tin).u64("output", if failed { 0 } else { tout });
             })
             .u64("latency_ms", latency as u64);
         if failed {
@@ -774,13 +625,7 @@ impl Agent {
             }
         }
         if let Some(cost) = emit_cost {
-            self.metric(
-                t + latency + 1,
-                sid,
-                label,
-                "cost_usd",
-                (cost * 1e6).round() / 1e6,
-            );
+            self.metric(t + latency + 1, sid, label, "cost_usd", (cost * 1e6).round() / 1e6);
         }
         latency
     }
@@ -789,10 +634,7 @@ impl Agent {
     pub(crate) fn emit_action(&mut self, t1: i64, a: &Action, sid: Option<&str>) -> i64 {
         let call_id = self.new_call_id();
         let mut e = self.ev(t1, "tool_call", a.call_label, sid);
-        e.o()
-            .str("tool", a.tool)
-            .raw("args", &a.args)
-            .str("call_id", &call_id);
+        e.o().str("tool", a.tool).raw("args", &a.args).str("call_id", &call_id);
         self.push(e);
         let mut te = t1;
         for eff in &a.effects {
@@ -822,28 +664,14 @@ impl Agent {
         };
         let mut e = self.ev(t, kind, eff.label, sid);
         match &eff.kind {
-            EffKind::Net {
-                dest,
-                method,
-                bytes_out,
-                bytes_in,
-                payload,
-            } => {
+            EffKind::Net { dest, method, bytes_out, bytes_in, payload } => {
                 let mut o = e.o();
-                o.str("dest", dest)
-                    .str("method", method)
-                    .u64("bytes_out", *bytes_out)
-                    .u64("bytes_in", *bytes_in);
+                o.str("dest", dest).str("method", method).u64("bytes_out", *bytes_out).u64("bytes_in", *bytes_in);
                 if let Some(p) = payload {
                     o.str("payload", text::clip(p, MAX_PAYLOAD));
                 }
             }
-            EffKind::File {
-                path,
-                op,
-                bytes,
-                payload,
-            } => {
+            EffKind::File { path, op, bytes, payload } => {
                 let mut o = e.o();
                 o.str("path", path).str("op", op).u64("bytes", *bytes);
                 if let Some(p) = payload {
@@ -853,15 +681,8 @@ impl Agent {
             EffKind::Proc { cmd } => {
                 e.o().str("cmd", cmd).strs("argv", cmd.split_whitespace());
             }
-            EffKind::Auth {
-                op,
-                scope,
-                principal,
-            } => {
-                e.o()
-                    .str("op", op)
-                    .str("scope", scope)
-                    .str("principal", principal);
+            EffKind::Auth { op, scope, principal } => {
+                e.o().str("op", op).str("scope", scope).str("principal", principal);
             }
             EffKind::Metric { name, value } => {
                 e.o().obj("metric", |m| {
@@ -895,11 +716,7 @@ impl Agent {
             Phase::UserTurn => self.user_turn(t),
             Phase::Steps => self.work_step(t),
         };
-        self.next_normal = if next == NEVER {
-            NEVER
-        } else {
-            next.max(t + 1)
-        };
+        self.next_normal = if next == NEVER { NEVER } else { next.max(t + 1) };
     }
 
     fn startup(&mut self, t: i64) -> i64 {
@@ -978,13 +795,11 @@ impl Agent {
         let mut tt = t;
         if chance(&mut self.rng, c.token_request_p) {
             let principal = self.principal();
-            let eff = auth("token_request", c.scope, principal).outcome(
-                if chance(&mut self.rng, 0.003) {
-                    Outcome::Error
-                } else {
-                    Outcome::Ok
-                },
-            );
+            let eff = auth("token_request", c.scope, principal).outcome(if chance(&mut self.rng, 0.003) {
+                Outcome::Error
+            } else {
+                Outcome::Ok
+            });
             self.emit_effect(tt, &eff, Some(&id));
             tt += between(&mut self.rng, 30, 400);
         }
@@ -994,9 +809,7 @@ impl Agent {
         } else {
             let content = self.system_text();
             let mut e = self.ev(tt, "message", NO_LABEL, Some(&id));
-            e.o()
-                .str("role", "system")
-                .str("content", text::clip(&content, MAX_PAYLOAD));
+            e.o().str("role", "system").str("content", text::clip(&content, MAX_PAYLOAD));
             self.push(e);
             self.phase = Phase::UserTurn;
             tt + between(&mut self.rng, 200, 2000)
@@ -1009,9 +822,7 @@ impl Agent {
         let steps = if c.interactive {
             let content = self.user_text();
             let mut e = self.ev(t, "message", NO_LABEL, sid.as_deref());
-            e.o()
-                .str("role", "user")
-                .str("content", text::clip(&content, MAX_PAYLOAD));
+            e.o().str("role", "user").str("content", text::clip(&content, MAX_PAYLOAD));
             self.push(e);
             geometric(&mut self.rng, c.steps_mean)
         } else {
@@ -1069,9 +880,7 @@ impl Agent {
             let t2 = t + lat + between(&mut self.rng, 5, 60);
             let content = self.reply_text();
             let mut e = self.ev(t2, "message", NO_LABEL, sid.as_deref());
-            e.o()
-                .str("role", "assistant")
-                .str("content", text::clip(&content, MAX_PAYLOAD));
+            e.o().str("role", "assistant").str("content", text::clip(&content, MAX_PAYLOAD));
             self.push(e);
             t2
         } else {
@@ -1106,13 +915,7 @@ impl Agent {
         if let Some(s) = self.session.take() {
             if chance(&mut self.rng, 0.5) && s.cost > 0.0 {
                 let at = t + between(&mut self.rng, 1, 50);
-                self.metric(
-                    at,
-                    Some(&s.id),
-                    NO_LABEL,
-                    "session_cost_usd",
-                    (s.cost * 1e6).round() / 1e6,
-                );
+                self.metric(at, Some(&s.id), NO_LABEL, "session_cost_usd", (s.cost * 1e6).round() / 1e6);
             }
         }
         self.phase = Phase::Offline;
@@ -1126,19 +929,12 @@ impl Agent {
         }
         let next = self.open_session(t);
         self.next_normal = next.max(t + 1);
-        self.session
-            .as_ref()
-            .map(|s| s.id.clone())
-            .expect("open_session always opens a session")
+        self.session.as_ref().map(|s| s.id.clone()).expect("open_session always opens a session")
     }
 
     fn choose_tool(&mut self) -> usize {
         let c = self.class;
-        let last = self
-            .session
-            .as_ref()
-            .and_then(|s| s.last_tool)
-            .map(|i| c.tools[i].kind);
+        let last = self.session.as_ref().and_then(|s| s.last_tool).map(|i| c.tools[i].kind);
         let mut w = [0f64; 12];
         let n = c.tools.len().min(12);
         for (j, wj) in w.iter_mut().enumerate().take(n) {
@@ -1160,9 +956,11 @@ impl Agent {
         let cmd = format!("sudo systemctl restart {svc}");
         let denied = chance(&mut self.rng, 0.03);
         let principal = self.principal();
-        let mut effects = vec![auth("sudo", "root", principal)
-            .privileged()
-            .outcome(if denied { Outcome::Denied } else { Outcome::Ok })];
+        let mut effects = vec![auth("sudo", "root", principal).privileged().outcome(if denied {
+            Outcome::Denied
+        } else {
+            Outcome::Ok
+        })];
         if !denied {
             effects.push(process(cmd.clone()).privileged());
         } else {
@@ -1186,17 +984,10 @@ impl Agent {
         m.hits += 1;
         let label = m.label;
         // Stolen data rides along in the arguments ...
-        let n = if m.loud {
-            between(&mut m.rng, 300, 1200)
-        } else {
-            between(&mut m.rng, 60, 220)
-        } as usize;
+        let n = if m.loud { between(&mut m.rng, 300, 1200) } else { between(&mut m.rng, 60, 220) } as usize;
         let mut blob = String::with_capacity(n * 4 / 3 + 4);
         text::base64_random(&mut m.rng, &mut blob, n);
-        let field = *pick(
-            &mut m.rng,
-            &["ctx", "ref", "state", "trace", "cursor", "etag_hint"],
-        );
+        let field = *pick(&mut m.rng, &["ctx", "ref", "state", "trace", "cursor", "etag_hint"]);
         if a.args.ends_with('}') {
             a.args.pop();
             if a.args.len() > 1 {
@@ -1210,20 +1001,11 @@ impl Agent {
         }
         // ... and in any request body, same size as a normal one.
         for e in &mut a.effects {
-            if let EffKind::Net {
-                payload,
-                bytes_out,
-                method,
-                ..
-            } = &mut e.kind
-            {
+            if let EffKind::Net { payload, bytes_out, method, .. } = &mut e.kind {
                 if *method == "GET" {
                     continue;
                 }
-                let len = payload.as_ref().map_or_else(
-                    || between(&mut m.rng, 120, 600) as usize,
-                    |p| p.len().max(80),
-                );
+                let len = payload.as_ref().map_or_else(|| between(&mut m.rng, 120, 600) as usize, |p| p.len().max(80));
                 let mut p = String::with_capacity(len + 4);
                 text::base64_random(&mut m.rng, &mut p, len * 3 / 4);
                 text::truncate(&mut p, MAX_PAYLOAD);
@@ -1263,16 +1045,7 @@ impl Agent {
                 }
             }
             "code-assistant" => {
-                s.push_str(pick_str(
-                    r,
-                    &[
-                        "Can you fix ",
-                        "Refactor ",
-                        "Add a test for ",
-                        "Why does ",
-                        "Implement ",
-                    ],
-                ));
+                s.push_str(pick_str(r, &["Can you fix ", "Refactor ", "Add a test for ", "Why does ", "Implement "]));
                 text::ident(r, &mut s);
                 s.push_str(" in ");
                 s.push_str(item);
@@ -1281,11 +1054,7 @@ impl Agent {
             "research-agent" => {
                 s.push_str(pick_str(
                     r,
-                    &[
-                        "Find recent work on ",
-                        "Summarise the evidence about ",
-                        "Compare sources on ",
-                    ],
+                    &["Find recent work on ", "Summarise the evidence about ", "Compare sources on "],
                 ));
                 s.push_str(&item.replace('-', " "));
                 s.push_str(". ");
@@ -1294,25 +1063,13 @@ impl Agent {
                 s.push_str(item);
                 s.push_str(pick_str(
                     r,
-                    &[
-                        " is slow in ",
-                        " keeps restarting in ",
-                        " needs a rollout in ",
-                        " alert firing in ",
-                    ],
+                    &[" is slow in ", " keeps restarting in ", " needs a rollout in ", " alert firing in "],
                 ));
                 s.push_str(self.persona.spaces.first().copied().unwrap_or("prod"));
                 s.push_str(". ");
             }
             _ => {
-                s.push_str(pick_str(
-                    r,
-                    &[
-                        "Draft a reply to ",
-                        "Find the thread from ",
-                        "Schedule a call with ",
-                    ],
-                ));
+                s.push_str(pick_str(r, &["Draft a reply to ", "Find the thread from ", "Schedule a call with "]));
                 s.push_str(&text::person_name(r));
                 s.push_str(" about ");
                 s.push_str(item);
@@ -1326,8 +1083,7 @@ impl Agent {
     fn reply_text(&mut self) -> String {
         let c = self.class;
         let r = &mut self.rng;
-        let len =
-            lognormal(r, c.reply_len.0, c.reply_len.1).clamp(20.0, MAX_PAYLOAD as f64) as usize;
+        let len = lognormal(r, c.reply_len.0, c.reply_len.1).clamp(20.0, MAX_PAYLOAD as f64) as usize;
         let mut s = String::with_capacity(len + 16);
         if c.name == "code-assistant" && chance(r, 0.5) {
             text::prose(r, &mut s, len / 3, c.words);
@@ -1408,34 +1164,9 @@ impl Agent {
         let repo = self.persona.items[focus];
         let lang = self.persona.langs[focus];
         let dirs: &[&str] = match lang {
-            Lang::Rust => &[
-                "src",
-                "src/api",
-                "src/db",
-                "src/util",
-                "tests",
-                "benches",
-                "crates/core/src",
-                "examples",
-            ],
-            Lang::Python => &[
-                "app",
-                "app/api",
-                "app/models",
-                "app/services",
-                "tests",
-                "scripts",
-                "notebooks",
-            ],
-            Lang::TypeScript => &[
-                "src",
-                "src/components",
-                "src/hooks",
-                "src/api",
-                "src/pages",
-                "test",
-                "e2e",
-            ],
+            Lang::Rust => &["src", "src/api", "src/db", "src/util", "tests", "benches", "crates/core/src", "examples"],
+            Lang::Python => &["app", "app/api", "app/models", "app/services", "tests", "scripts", "notebooks"],
+            Lang::TypeScript => &["src", "src/components", "src/hooks", "src/api", "src/pages", "test", "e2e"],
         };
         let mut p = String::with_capacity(64);
         if chance(r, 0.005) {
@@ -1456,11 +1187,7 @@ impl Agent {
 
     fn data_key(&mut self, t: i64, ext: &str) -> (String, &'static str) {
         let ds = *pick(&mut self.rng, &self.persona.items);
-        let mut k = format!(
-            "{ds}/dt={}/part-{:05}.{ext}",
-            Self::date(t),
-            self.rng.gen_range(0..400)
-        );
+        let mut k = format!("{ds}/dt={}/part-{:05}.{ext}", Self::date(t), self.rng.gen_range(0..400));
         if chance(&mut self.rng, 0.004) {
             k = format!("quarantine/{k}");
         }
@@ -1470,11 +1197,8 @@ impl Agent {
     /// Arguments, side effects and result of one use of a tool.
     pub(crate) fn plan_tool(&mut self, kind: Tk, t: i64) -> Action {
         let c = self.class;
-        let (name, median) = c
-            .tools
-            .iter()
-            .find(|d| d.kind == kind)
-            .map_or(("tool", 100.0), |d| (d.name, d.latency_ms));
+        let (name, median) =
+            c.tools.iter().find(|d| d.kind == kind).map_or(("tool", 100.0), |d| (d.name, d.latency_ms));
         let latency = lognormal(&mut self.rng, median, 0.6) as i64;
         let mut a = Action::new(name, latency);
         match kind {
@@ -1493,9 +1217,7 @@ impl Agent {
                         let snip = self.prose(140.0, 0.4);
                         let score = (self.rng.gen::<f64>() * 1000.0).round() / 1000.0;
                         json::object(|o| {
-                            o.str("title", &title)
-                                .str("snippet", &snip)
-                                .f64("score", score);
+                            o.str("title", &title).str("snippet", &snip).f64("score", score);
                         })
                     })
                     .collect();
@@ -1533,18 +1255,12 @@ impl Agent {
                 let dest = self.host("orders.internal:8080");
                 let (o, i) = (self.ln(300.0, 0.3), self.ln(1500.0, 0.4));
                 a.effects.push(net(dest, "GET", o, i, None));
-                let status = *pick(
-                    &mut self.rng,
-                    &["shipped", "processing", "delivered", "delayed", "returned"],
-                );
+                let status = *pick(&mut self.rng, &["shipped", "processing", "delivered", "delayed", "returned"]);
                 let carrier = *pick(&mut self.rng, &["UPS", "DHL", "FedEx", "USPS", "La Poste"]);
                 let eta = Self::date(t + self.rng.gen_range(0..7) * MS_PER_DAY);
                 a.result(
                     json::object(|o| {
-                        o.str("order_id", &order)
-                            .str("status", status)
-                            .str("carrier", carrier)
-                            .str("eta", &eta);
+                        o.str("order_id", &order).str("status", status).str("carrier", carrier).str("eta", &eta);
                     }),
                     1.0,
                 );
@@ -1555,9 +1271,7 @@ impl Agent {
                 let note = self.prose(160.0, 0.6);
                 let status = *pick(&mut self.rng, &["pending", "solved", "open", "on-hold"]);
                 a.args = json::object(|o| {
-                    o.str("ticket", &ticket)
-                        .str("status", status)
-                        .str("note", &note);
+                    o.str("ticket", &ticket).str("status", status).str("note", &note);
                 });
                 let body = json::object(|o| {
                     o.obj("ticket", |t| {
@@ -1580,28 +1294,15 @@ impl Agent {
                     o.str("order_id", &order).f64("amount_usd", amount);
                 });
                 let principal = self.principal();
-                a.effects
-                    .push(auth("token_request", "payments:refund", principal));
+                a.effects.push(auth("token_request", "payments:refund", principal));
                 let body = json::object(|o| {
-                    o.str(
-                        "charge",
-                        &format!("ch_{}", text::hex_string(&mut self.rng, 8)),
-                    )
-                    .u64("amount", (amount * 100.0) as u64);
+                    o.str("charge", &format!("ch_{}", text::hex_string(&mut self.rng, 8)))
+                        .u64("amount", (amount * 100.0) as u64);
                 });
                 let out = body.len() as u64 + 350;
-                a.effects.push(net(
-                    "api.stripe.com:443",
-                    "POST",
-                    out,
-                    self.ln(1200.0, 0.2),
-                    Some(body),
-                ));
+                a.effects.push(net("api.stripe.com:443", "POST", out, self.ln(1200.0, 0.2), Some(body)));
                 let re = text::hex_string(&mut self.rng, 10);
-                a.result(
-                    format!("{{\"refund\":\"re_{re}\",\"status\":\"succeeded\"}}"),
-                    1.0,
-                );
+                a.result(format!("{{\"refund\":\"re_{re}\",\"status\":\"succeeded\"}}"), 1.0);
                 a.outcome = self.err(0.03, 0.02);
             }
             Tk::Handoff => {
@@ -1641,11 +1342,7 @@ impl Agent {
                     text::code(&mut self.rng, &mut body, len, lang);
                 }
                 let o = self.err(0.03, 0.003);
-                let bytes = if o == Outcome::Ok {
-                    body.len() as u64 * self.rng.gen_range(1..6)
-                } else {
-                    0
-                };
+                let bytes = if o == Outcome::Ok { body.len() as u64 * self.rng.gen_range(1..6) } else { 0 };
                 a.effects.push(file(p, "read", bytes, None).outcome(o));
                 if o == Outcome::Ok {
                     a.result(body, 3.0);
@@ -1686,8 +1383,7 @@ impl Agent {
                 a.result(out, 1.0);
             }
             Tk::Shell => {
-                let focus =
-                    self.session.as_ref().map_or(0, |s| s.focus) % self.persona.items.len().max(1);
+                let focus = self.session.as_ref().map_or(0, |s| s.focus) % self.persona.items.len().max(1);
                 let repo = self.persona.items[focus];
                 let lang = self.persona.langs[focus];
                 let cmd = match lang {
@@ -1731,14 +1427,9 @@ impl Agent {
                 });
                 a.effects.push(process(cmd));
                 if cmd.contains("install") {
-                    let host = if cmd.starts_with("pip") {
-                        "pypi.org:443"
-                    } else {
-                        "registry.npmjs.org:443"
-                    };
+                    let host = if cmd.starts_with("pip") { "pypi.org:443" } else { "registry.npmjs.org:443" };
                     let i = self.ln(2_000_000.0, 1.0);
-                    a.effects
-                        .push(net(host, "GET", self.ln(2000.0, 0.3), i, None));
+                    a.effects.push(net(host, "GET", self.ln(2000.0, 0.3), i, None));
                 }
                 let failed = chance(&mut self.rng, 0.12);
                 let mut out = String::new();
@@ -1758,14 +1449,9 @@ impl Agent {
                 a.args = json::object(|o| {
                     o.str("url", &url);
                 });
-                let dest = if host.contains(':') {
-                    host
-                } else {
-                    format!("{host}:443")
-                };
+                let dest = if host.contains(':') { host } else { format!("{host}:443") };
                 let i = self.ln(40_000.0, 0.8);
-                a.effects
-                    .push(net(dest, "GET", self.ln(700.0, 0.2), i, None));
+                a.effects.push(net(dest, "GET", self.ln(700.0, 0.2), i, None));
                 let mut body = self.prose(500.0, 0.6);
                 body.push_str("\n\n");
                 text::code(&mut self.rng, &mut body, 300, Lang::Rust);
@@ -1780,31 +1466,17 @@ impl Agent {
                 });
                 a.effects.push(process("git commit -am wip"));
                 let o = self.ln(30_000.0, 0.8);
-                a.effects.push(net(
-                    "api.github.com:443",
-                    "POST",
-                    o,
-                    self.ln(800.0, 0.2),
-                    None,
-                ));
+                a.effects.push(net("api.github.com:443", "POST", o, self.ln(800.0, 0.2), None));
                 let h = text::hex_string(&mut self.rng, 4);
                 a.result(format!("[main {h}] {msg}"), 1.0);
             }
             Tk::Screenshot => {
-                let url = format!(
-                    "http://localhost:3000/{}",
-                    pick(&mut self.rng, &["", "login", "dashboard", "settings"])
-                );
+                let url =
+                    format!("http://localhost:3000/{}", pick(&mut self.rng, &["", "login", "dashboard", "settings"]));
                 a.args = json::object(|o| {
                     o.str("url", &url).u64("width", 1280);
                 });
-                a.effects.push(net(
-                    "localhost:3000",
-                    "GET",
-                    600,
-                    self.ln(30_000.0, 0.5),
-                    None,
-                ));
+                a.effects.push(net("localhost:3000", "GET", 600, self.ln(30_000.0, 0.5), None));
                 let mut img = String::from("data:image/png;base64,");
                 let n = self.rng.gen_range(300..1400);
                 text::base64_file(&mut self.rng, &mut img, b"\x89PNG\r\n\x1a\n", n);
@@ -1819,18 +1491,11 @@ impl Agent {
                     o.str("topic", &topic).u64("max_records", max);
                 });
                 let i = self.ln(200_000.0, 0.8);
-                a.effects
-                    .push(net("kafka-1.internal:9092", "GET", 200, i, None));
+                a.effects.push(net("kafka-1.internal:9092", "GET", 200, i, None));
                 let got = self.rng.gen_range(0..=max);
                 let lag = lognormal(&mut self.rng, 2000.0, 1.0).round();
-                a.effects.push(Effect::new(EffKind::Metric {
-                    name: "consumer_lag",
-                    value: lag,
-                }));
-                a.result(
-                    format!("{{\"topic\":\"{topic}\",\"records\":{got},\"lag\":{lag}}}"),
-                    1.0,
-                );
+                a.effects.push(Effect::new(EffKind::Metric { name: "consumer_lag", value: lag }));
+                a.result(format!("{{\"topic\":\"{topic}\",\"records\":{got},\"lag\":{lag}}}"), 1.0);
             }
             Tk::S3Get => {
                 let (key, ds) = self.data_key(t, "json.gz");
@@ -1847,10 +1512,7 @@ impl Agent {
                         let comment = self.prose(60.0, 0.5);
                         let amount = (self.rng.gen_range(100..100_000) as f64) / 100.0;
                         json::object(|o| {
-                            o.u64("id", id)
-                                .str("dataset", ds)
-                                .f64("amount", amount)
-                                .str("comment", &comment);
+                            o.u64("id", id).str("dataset", ds).f64("amount", amount).str("comment", &comment);
                         })
                     })
                     .collect();
@@ -1862,9 +1524,7 @@ impl Agent {
                 let input = format!("/data/staging/{key}");
                 let output = format!("/data/out/{key}");
                 a.args = json::object(|o| {
-                    o.str("job", &format!("{ds}_clean"))
-                        .str("input", &input)
-                        .str("output", &output);
+                    o.str("job", &format!("{ds}_clean")).str("input", &input).str("output", &output);
                 });
                 let b_in = self.ln(20_000_000.0, 0.8);
                 let b_out = self.ln(15_000_000.0, 0.8);
@@ -1872,15 +1532,9 @@ impl Agent {
                 a.effects.push(file(output, "write", b_out, None));
                 let rows_in = self.rng.gen_range(1000..500_000u64);
                 let dropped = self.rng.gen_range(0..rows_in / 50 + 1);
-                a.effects.push(Effect::new(EffKind::Metric {
-                    name: "rows_dropped",
-                    value: dropped as f64,
-                }));
+                a.effects.push(Effect::new(EffKind::Metric { name: "rows_dropped", value: dropped as f64 }));
                 a.result(
-                    format!(
-                        "{{\"rows_in\":{rows_in},\"rows_out\":{},\"dropped\":{dropped}}}",
-                        rows_in - dropped
-                    ),
+                    format!("{{\"rows_in\":{rows_in},\"rows_out\":{},\"dropped\":{dropped}}}", rows_in - dropped),
                     1.0,
                 );
                 a.outcome = self.err(0.02, 0.0);
@@ -1889,12 +1543,9 @@ impl Agent {
                 let ds = *pick(&mut self.rng, &self.persona.items);
                 let rows = self.rng.gen_range(100..200_000u64);
                 a.args = json::object(|o| {
-                    o.str("table", &format!("analytics.{ds}"))
-                        .u64("rows", rows)
-                        .str("mode", "append");
+                    o.str("table", &format!("analytics.{ds}")).u64("rows", rows).str("mode", "append");
                 });
-                let mut sql =
-                    format!("INSERT INTO analytics.{ds} (id, ts, amount, comment) VALUES ");
+                let mut sql = format!("INSERT INTO analytics.{ds} (id, ts, amount, comment) VALUES ");
                 for _ in 0..3 {
                     let _ = write!(
                         sql,
@@ -1908,8 +1559,7 @@ impl Agent {
                 }
                 sql.push_str("...");
                 let out = rows * 120;
-                a.effects
-                    .push(net("warehouse.internal:5432", "POST", out, 300, Some(sql)));
+                a.effects.push(net("warehouse.internal:5432", "POST", out, 300, Some(sql)));
                 a.result(format!("{{\"inserted\":{rows}}}"), 1.0);
                 a.outcome = self.err(0.02, 0.0);
             }
@@ -1919,10 +1569,7 @@ impl Agent {
                 let md5 = text::hex_string(&mut self.rng, 16);
                 let sha = text::hex_string(&mut self.rng, 32);
                 a.args = json::object(|o| {
-                    o.str("bucket", bucket)
-                        .str("key", &key)
-                        .str("content_md5", &md5)
-                        .str("checksum_sha256", &sha);
+                    o.str("bucket", bucket).str("key", &key).str("content_md5", &md5).str("checksum_sha256", &sha);
                 });
                 // A sampled body of a gzip upload: legitimately high entropy.
                 let mut body = String::new();
@@ -1939,13 +1586,7 @@ impl Agent {
                 a.args = json::object(|o| {
                     o.str("subject", &format!("{ds}-value"));
                 });
-                a.effects.push(net(
-                    "schema-registry.internal:8081",
-                    "GET",
-                    200,
-                    self.ln(3000.0, 0.3),
-                    None,
-                ));
+                a.effects.push(net("schema-registry.internal:8081", "GET", 200, self.ln(3000.0, 0.3), None));
                 a.result(
                     format!(
                         "{{\"subject\":\"{ds}-value\",\"version\":{},\"compatible\":true}}",
@@ -1959,14 +1600,9 @@ impl Agent {
                 a.args = json::object(|o| {
                     o.str("q", &q).u64("count", 10);
                 });
-                let dest = if chance(&mut self.rng, 0.7) {
-                    "api.search.brave.com:443"
-                } else {
-                    "serpapi.com:443"
-                };
+                let dest = if chance(&mut self.rng, 0.7) { "api.search.brave.com:443" } else { "serpapi.com:443" };
                 let i = self.ln(25_000.0, 0.4);
-                a.effects
-                    .push(net(dest, "GET", self.ln(500.0, 0.2), i, None));
+                a.effects.push(net(dest, "GET", self.ln(500.0, 0.2), i, None));
                 let hits = (0..4)
                     .map(|_| {
                         let host = *pick(&mut self.rng, RESEARCH_HOSTS);
@@ -1975,9 +1611,7 @@ impl Agent {
                         let title = self.prose(40.0, 0.3);
                         let snip = self.prose(120.0, 0.4);
                         json::object(|o| {
-                            o.str("title", &title)
-                                .str("url", &url)
-                                .str("snippet", &snip);
+                            o.str("title", &title).str("url", &url).str("snippet", &snip);
                         })
                     })
                     .collect();
@@ -2004,13 +1638,7 @@ impl Agent {
                     o.str("url", &url);
                 });
                 let i = self.ln(120_000.0, 0.9);
-                a.effects.push(net(
-                    format!("{host}:443"),
-                    "GET",
-                    self.ln(700.0, 0.2),
-                    i,
-                    None,
-                ));
+                a.effects.push(net(format!("{host}:443"), "GET", self.ln(700.0, 0.2), i, None));
                 let o = self.err(0.05, 0.01);
                 a.outcome = o;
                 if o == Outcome::Ok {
@@ -2021,19 +1649,14 @@ impl Agent {
                 }
             }
             Tk::PdfExtract => {
-                let id = format!(
-                    "{}.{:05}",
-                    self.rng.gen_range(2301..2513),
-                    self.rng.gen_range(0..30_000)
-                );
+                let id = format!("{}.{:05}", self.rng.gen_range(2301..2513), self.rng.gen_range(0..30_000));
                 let url = format!("https://arxiv.org/pdf/{id}");
                 a.args = json::object(|o| {
                     o.str("url", &url).u64("max_pages", 20);
                 });
                 let b = self.ln(1_500_000.0, 0.7);
                 a.effects.push(net("arxiv.org:443", "GET", 700, b, None));
-                a.effects
-                    .push(file(format!("/tmp/research/{id}.pdf"), "write", b, None));
+                a.effects.push(file(format!("/tmp/research/{id}.pdf"), "write", b, None));
                 let body = self.prose(1500.0, 0.3);
                 a.result(body, 40.0);
             }
@@ -2047,8 +1670,7 @@ impl Agent {
                     o.str("url", &url).str("format", "base64");
                 });
                 let i = self.ln(300_000.0, 0.8);
-                a.effects
-                    .push(net("upload.wikimedia.org:443", "GET", 600, i, None));
+                a.effects.push(net("upload.wikimedia.org:443", "GET", 600, i, None));
                 // Images come back base64-encoded: high entropy that is entirely normal.
                 let mut img = String::from("data:image/png;base64,");
                 let n = self.rng.gen_range(400..1450);
@@ -2057,8 +1679,7 @@ impl Agent {
                 a.result(img, 100.0);
             }
             Tk::NotesWrite => {
-                let focus =
-                    self.session.as_ref().map_or(0, |s| s.focus) % self.persona.items.len().max(1);
+                let focus = self.session.as_ref().map_or(0, |s| s.focus) % self.persona.items.len().max(1);
                 let mut p = format!("{HOME}/notes/{}/", self.persona.items[focus]);
                 if chance(&mut self.rng, 0.005) {
                     p = format!("{HOME}/drafts/");
@@ -2080,13 +1701,7 @@ impl Agent {
                     o.str("text", &body).str("target", target);
                 });
                 let out = body.len() as u64 + 300;
-                a.effects.push(net(
-                    "translation.googleapis.com:443",
-                    "POST",
-                    out,
-                    self.ln(1500.0, 0.4),
-                    Some(body),
-                ));
+                a.effects.push(net("translation.googleapis.com:443", "POST", out, self.ln(1500.0, 0.4), Some(body)));
                 let mut res = String::from("Übersetzung: ");
                 text::prose(&mut self.rng, &mut res, 300, crate::text::RESEARCH_WORDS);
                 a.result(res, 1.0);
@@ -2106,13 +1721,7 @@ impl Agent {
                 });
                 a.effects.push(process(cmd));
                 let i = self.ln(20_000.0, 0.8);
-                a.effects.push(net(
-                    "kubernetes.default.svc:443",
-                    "GET",
-                    self.ln(600.0, 0.2),
-                    i,
-                    None,
-                ));
+                a.effects.push(net("kubernetes.default.svc:443", "GET", self.ln(600.0, 0.2), i, None));
                 let mut out = String::new();
                 let len = lognormal(&mut self.rng, 500.0, 0.6) as usize;
                 text::log_lines(&mut self.rng, &mut out, len, svc);
@@ -2152,14 +1761,9 @@ impl Agent {
                 a.args = json::object(|o| {
                     o.str("query", &q).str("since", since).u64("limit", 500);
                 });
-                let dest = if chance(&mut self.rng, 0.8) {
-                    "loki.internal:3100"
-                } else {
-                    "grafana.internal:3000"
-                };
+                let dest = if chance(&mut self.rng, 0.8) { "loki.internal:3100" } else { "grafana.internal:3000" };
                 let i = self.ln(60_000.0, 0.9);
-                a.effects
-                    .push(net(dest, "GET", self.ln(500.0, 0.2), i, None));
+                a.effects.push(net(dest, "GET", self.ln(500.0, 0.2), i, None));
                 let mut out = String::new();
                 let len = lognormal(&mut self.rng, 900.0, 0.5) as usize;
                 text::log_lines(&mut self.rng, &mut out, len, svc);
@@ -2185,9 +1789,7 @@ impl Agent {
                     text::jwt(&mut self.rng, &mut bearer, &sub);
                 }
                 a.args = json::object(|o| {
-                    o.str("service", svc)
-                        .str("action", action)
-                        .str("region", region);
+                    o.str("service", svc).str("action", action).str("region", region);
                     if with_token {
                         o.str("authorization", &bearer);
                     }
@@ -2195,14 +1797,12 @@ impl Agent {
                 if chance(&mut self.rng, 0.15) {
                     let role = format!("arn:aws:iam::{}:role/deployer", self.persona.account);
                     let owner = self.persona.owner.clone();
-                    a.effects
-                        .push(auth("role_assume", role, owner).privileged());
+                    a.effects.push(auth("role_assume", role, owner).privileged());
                 }
                 let dest = self.host(&format!("{svc}.{region}.amazonaws.com:443"));
                 let body = format!("Action={action}&Version=2016-11-15");
                 let i = self.ln(15_000.0, 0.8);
-                a.effects
-                    .push(net(dest, "POST", body.len() as u64 + 900, i, Some(body)));
+                a.effects.push(net(dest, "POST", body.len() as u64 + 900, i, Some(body)));
                 let n = self.rng.gen_range(0..40);
                 a.result(
                     format!(
@@ -2220,10 +1820,7 @@ impl Agent {
                 let image = format!("registry.internal:5000/{svc}@sha256:{digest}");
                 let replicas = self.rng.gen_range(2..12u64);
                 a.args = json::object(|o| {
-                    o.str("service", svc)
-                        .str("namespace", ns)
-                        .str("image", &image)
-                        .u64("replicas", replicas);
+                    o.str("service", svc).str("namespace", ns).str("image", &image).u64("replicas", replicas);
                 });
                 let body = json::object(|o| {
                     o.str("app", svc).str("image", &image).bool("prune", false);
@@ -2235,35 +1832,20 @@ impl Agent {
                     self.ln(2000.0, 0.3),
                     Some(body),
                 ));
-                a.result(
-                    format!("{{\"app\":\"{svc}\",\"status\":\"Progressing\"}}"),
-                    1.0,
-                );
+                a.result(format!("{{\"app\":\"{svc}\",\"status\":\"Progressing\"}}"), 1.0);
                 a.outcome = self.err(0.04, 0.01);
             }
             Tk::Terraform => {
-                let cmd = format!(
-                    "terraform -chdir=/opt/infra/{} plan -out=tfplan",
-                    self.persona.region
-                );
+                let cmd = format!("terraform -chdir=/opt/infra/{} plan -out=tfplan", self.persona.region);
                 a.args = json::object(|o| {
                     o.str("cmd", &cmd);
                 });
                 a.effects.push(process(cmd));
                 let region = self.persona.region;
                 let i = self.ln(200_000.0, 0.5);
-                a.effects.push(net(
-                    format!("ec2.{region}.amazonaws.com:443"),
-                    "POST",
-                    self.ln(30_000.0, 0.5),
-                    i,
-                    None,
-                ));
+                a.effects.push(net(format!("ec2.{region}.amazonaws.com:443"), "POST", self.ln(30_000.0, 0.5), i, None));
                 let (add, chg) = (self.rng.gen_range(0..5), self.rng.gen_range(0..5));
-                a.result(
-                    format!("Plan: {add} to add, {chg} to change, 0 to destroy."),
-                    30.0,
-                );
+                a.result(format!("Plan: {add} to add, {chg} to change, 0 to destroy."), 30.0);
             }
             Tk::MailSearch => {
                 let q = format!(
@@ -2275,13 +1857,7 @@ impl Agent {
                     o.str("query", &q).u64("top", 10);
                 });
                 let i = self.ln(12_000.0, 0.5);
-                a.effects.push(net(
-                    "graph.microsoft.com:443",
-                    "GET",
-                    self.ln(600.0, 0.2),
-                    i,
-                    None,
-                ));
+                a.effects.push(net("graph.microsoft.com:443", "GET", self.ln(600.0, 0.2), i, None));
                 let items = (0..3)
                     .map(|_| {
                         let from = pick(&mut self.rng, &self.persona.contacts).clone();
@@ -2300,13 +1876,7 @@ impl Agent {
                     o.str("message_id", &id);
                 });
                 let i = self.ln(30_000.0, 0.8);
-                a.effects.push(net(
-                    "graph.microsoft.com:443",
-                    "GET",
-                    self.ln(500.0, 0.2),
-                    i,
-                    None,
-                ));
+                a.effects.push(net("graph.microsoft.com:443", "GET", self.ln(500.0, 0.2), i, None));
                 let mut body = self.prose(700.0, 0.6);
                 if chance(&mut self.rng, 0.08) {
                     // An inline PDF attachment.
@@ -2323,20 +1893,13 @@ impl Agent {
                 a.args = json::object(|o| {
                     o.str("start", &from).str("end", &to);
                 });
-                a.effects.push(net(
-                    "graph.microsoft.com:443",
-                    "GET",
-                    500,
-                    self.ln(8000.0, 0.5),
-                    None,
-                ));
+                a.effects.push(net("graph.microsoft.com:443", "GET", 500, self.ln(8000.0, 0.5), None));
                 let ev = (0..3)
                     .map(|_| {
                         let subject = self.prose(30.0, 0.3);
                         let h = self.rng.gen_range(8..18);
                         json::object(|o| {
-                            o.str("subject", &subject)
-                                .str("start", &format!("{from}T{h:02}:00:00"));
+                            o.str("subject", &subject).str("start", &format!("{from}T{h:02}:00:00"));
                         })
                     })
                     .collect();
@@ -2355,13 +1918,7 @@ impl Agent {
                     });
                 });
                 let out = payload.len() as u64 + 600;
-                a.effects.push(net(
-                    "graph.microsoft.com:443",
-                    "POST",
-                    out,
-                    300,
-                    Some(payload),
-                ));
+                a.effects.push(net("graph.microsoft.com:443", "POST", out, 300, Some(payload)));
                 a.result("{\"status\":202}".into(), 1.0);
                 a.outcome = self.err(0.01, 0.002);
             }
@@ -2370,18 +1927,9 @@ impl Agent {
                 a.args = json::object(|o| {
                     o.str("name", &name);
                 });
-                a.effects.push(net(
-                    "graph.microsoft.com:443",
-                    "GET",
-                    400,
-                    self.ln(3000.0, 0.4),
-                    None,
-                ));
+                a.effects.push(net("graph.microsoft.com:443", "GET", 400, self.ln(3000.0, 0.4), None));
                 let mail = pick(&mut self.rng, &self.persona.contacts).clone();
-                a.result(
-                    format!("{{\"displayName\":\"{name}\",\"mail\":\"{mail}\"}}"),
-                    1.0,
-                );
+                a.result(format!("{{\"displayName\":\"{name}\",\"mail\":\"{mail}\"}}"), 1.0);
             }
             Tk::DriveUpload => {
                 let mut p = format!("{HOME}/attachments/");
@@ -2395,42 +1943,24 @@ impl Agent {
                 let mut body = String::new();
                 let n = self.rng.gen_range(200..700);
                 text::base64_file(&mut self.rng, &mut body, b"%PDF-1.7\n", n);
-                a.effects.push(net(
-                    "graph.microsoft.com:443",
-                    "PUT",
-                    b + 500,
-                    400,
-                    Some(body),
-                ));
+                a.effects.push(net("graph.microsoft.com:443", "PUT", b + 500, 400, Some(body)));
                 a.result("{\"status\":201}".into(), 1.0);
             }
             Tk::HttpCheck => {
                 let (url, dest, method) = if c.name == "devops-agent" {
                     let svc = *pick(&mut self.rng, &self.persona.items);
-                    (
-                        format!("http://{svc}.internal:8080/healthz"),
-                        format!("{svc}.internal:8080"),
-                        "GET",
-                    )
+                    (format!("http://{svc}.internal:8080/healthz"), format!("{svc}.internal:8080"), "GET")
                 } else {
-                    let path = *pick(
-                        &mut self.rng,
-                        &["api/v1/orders", "graphql", "api/login", "health"],
-                    );
-                    (
-                        format!("http://localhost:8080/{path}"),
-                        "localhost:8080".to_string(),
-                        "POST",
-                    )
+                    let path = *pick(&mut self.rng, &["api/v1/orders", "graphql", "api/login", "health"]);
+                    (format!("http://localhost:8080/{path}"), "localhost:8080".to_string(), "POST")
                 };
                 a.args = json::object(|o| {
                     o.str("url", &url).str("method", method);
                 });
-                let payload = (method == "POST")
-                    .then(|| "{\"query\":\"{ orders(first: 5) { id total } }\"}".to_string());
+                let payload =
+                    (method == "POST").then(|| "{\"query\":\"{ orders(first: 5) { id total } }\"}".to_string());
                 let i = self.ln(800.0, 0.6);
-                a.effects
-                    .push(net(dest, method, self.ln(300.0, 0.3), i, payload));
+                a.effects.push(net(dest, method, self.ln(300.0, 0.3), i, payload));
                 let code = if chance(&mut self.rng, 0.9) { 200 } else { 503 };
                 a.result(format!("{{\"status\":{code}}}"), 1.0);
                 if code != 200 {
@@ -2466,21 +1996,14 @@ impl Persona {
             "code-assistant" => {
                 let n = r.gen_range(1..4);
                 let picks = choose(r, &REPOS.iter().map(|x| x.0).collect::<Vec<_>>(), n);
-                let langs = picks
-                    .iter()
-                    .map(|p| REPOS.iter().find(|x| x.0 == *p).map_or(Lang::Rust, |x| x.1))
-                    .collect();
+                let langs =
+                    picks.iter().map(|p| REPOS.iter().find(|x| x.0 == *p).map_or(Lang::Rust, |x| x.1)).collect();
                 (picks, vec![], langs, vec![])
             }
             "data-pipeline" => {
                 let n = r.gen_range(2..5);
                 let env = *pick(r, &["acme-prod-lake", "acme-analytics", "acme-raw-events"]);
-                (
-                    choose(r, DATASETS, n),
-                    vec![env, "acme-shared-exports"],
-                    vec![],
-                    vec![],
-                )
+                (choose(r, DATASETS, n), vec![env, "acme-shared-exports"], vec![], vec![])
             }
             "research-agent" => {
                 let n = r.gen_range(2..6);
@@ -2489,12 +2012,7 @@ impl Persona {
             "devops-agent" => {
                 let n = r.gen_range(3..7);
                 let m = r.gen_range(1..4);
-                (
-                    choose(r, SERVICES, n),
-                    choose(r, NAMESPACES, m),
-                    vec![],
-                    vec![],
-                )
+                (choose(r, SERVICES, n), choose(r, NAMESPACES, m), vec![], vec![])
             }
             "email-assistant" => {
                 let mut contacts = Vec::new();
@@ -2517,26 +2035,14 @@ impl Persona {
                 (choose(r, PRODUCTS, n), vec![], vec![], vec![])
             }
         };
-        let langs = if langs.is_empty() {
-            vec![Lang::Python]
-        } else {
-            langs
-        };
-        let spaces = if spaces.is_empty() {
-            vec!["default"]
-        } else {
-            spaces
-        };
+        let langs = if langs.is_empty() { vec![Lang::Python] } else { langs };
+        let spaces = if spaces.is_empty() { vec!["default"] } else { spaces };
         Persona {
             items,
             spaces,
             langs,
             owner,
-            contacts: if contacts.is_empty() {
-                vec!["team@corp.example.com".to_string()]
-            } else {
-                contacts
-            },
+            contacts: if contacts.is_empty() { vec!["team@corp.example.com".to_string()] } else { contacts },
             region,
             account,
             pod,

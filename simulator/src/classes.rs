@@ -66,12 +66,7 @@ pub(crate) struct ToolDef {
 }
 
 const fn tool(name: &'static str, kind: Tk, weight: f64, latency_ms: f64) -> ToolDef {
-    ToolDef {
-        name,
-        kind,
-        weight,
-        latency_ms,
-    }
+    ToolDef { name, kind, weight, latency_ms }
 }
 
 /// A sensitive action a hijacked agent may take (prompt injection); each class lists the ones that are
@@ -162,33 +157,31 @@ impl Class {
 }
 
 const BUSINESS: [f64; 24] = [
-    0.05, 0.04, 0.03, 0.03, 0.04, 0.08, 0.2, 0.45, 0.8, 1.0, 1.0, 0.95, 0.85, 0.95, 1.0, 1.0, 0.9,
-    0.7, 0.5, 0.4, 0.3, 0.2, 0.12, 0.08,
+    0.05, 0.04, 0.03, 0.03, 0.04, 0.08, 0.2, 0.45, 0.8, 1.0, 1.0, 0.95, 0.85, 0.95, 1.0, 1.0, 0.9, 0.7, 0.5, 0.4, 0.3,
+    0.2, 0.12, 0.08,
 ];
 const DEV: [f64; 24] = [
-    0.04, 0.03, 0.02, 0.02, 0.02, 0.03, 0.06, 0.2, 0.55, 0.9, 1.0, 1.0, 0.6, 0.85, 1.0, 1.0, 0.95,
-    0.8, 0.5, 0.35, 0.3, 0.25, 0.15, 0.08,
+    0.04, 0.03, 0.02, 0.02, 0.02, 0.03, 0.06, 0.2, 0.55, 0.9, 1.0, 1.0, 0.6, 0.85, 1.0, 1.0, 0.95, 0.8, 0.5, 0.35, 0.3,
+    0.25, 0.15, 0.08,
 ];
 const BATCH: [f64; 24] = [
-    1.4, 1.6, 1.6, 1.5, 1.2, 0.8, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6,
-    0.6, 0.6, 0.7, 0.9, 1.1,
+    1.4, 1.6, 1.6, 1.5, 1.2, 0.8, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.7, 0.9,
+    1.1,
 ];
 const RESEARCH: [f64; 24] = [
-    0.15, 0.1, 0.08, 0.06, 0.06, 0.08, 0.15, 0.3, 0.6, 0.8, 0.9, 0.9, 0.85, 0.9, 0.9, 0.9, 0.85,
-    0.8, 0.7, 0.7, 0.65, 0.55, 0.4, 0.25,
+    0.15, 0.1, 0.08, 0.06, 0.06, 0.08, 0.15, 0.3, 0.6, 0.8, 0.9, 0.9, 0.85, 0.9, 0.9, 0.9, 0.85, 0.8, 0.7, 0.7, 0.65,
+    0.55, 0.4, 0.25,
 ];
 const OPS: [f64; 24] = [
-    0.12, 0.1, 0.1, 0.1, 0.1, 0.12, 0.2, 0.4, 0.8, 1.0, 1.0, 0.95, 0.8, 0.95, 1.0, 0.95, 0.85, 0.6,
-    0.4, 0.3, 0.25, 0.2, 0.15, 0.12,
+    0.12, 0.1, 0.1, 0.1, 0.1, 0.12, 0.2, 0.4, 0.8, 1.0, 1.0, 0.95, 0.8, 0.95, 1.0, 0.95, 0.85, 0.6, 0.4, 0.3, 0.25,
+    0.2, 0.15, 0.12,
 ];
 const MAIL: [f64; 24] = [
-    0.03, 0.02, 0.02, 0.02, 0.03, 0.08, 0.3, 0.8, 1.2, 1.1, 0.9, 0.8, 0.7, 0.8, 0.85, 0.8, 0.75,
-    0.6, 0.35, 0.25, 0.2, 0.15, 0.08, 0.05,
+    0.03, 0.02, 0.02, 0.02, 0.03, 0.08, 0.3, 0.8, 1.2, 1.1, 0.9, 0.8, 0.7, 0.8, 0.85, 0.8, 0.75, 0.6, 0.35, 0.25, 0.2,
+    0.15, 0.08, 0.05,
 ];
 
-use crate::text::{
-    CODE_WORDS, DEVOPS_WORDS, EMAIL_WORDS, PIPELINE_WORDS, RESEARCH_WORDS, SUPPORT_WORDS,
-};
+use crate::text::{CODE_WORDS, DEVOPS_WORDS, EMAIL_WORDS, PIPELINE_WORDS, RESEARCH_WORDS, SUPPORT_WORDS};
 use Sensitive::*;
 use Tk::*;
 
@@ -316,10 +309,7 @@ pub(crate) static CLASS_TABLE: [Class; 6] = [
         token_request_p: 0.5,
         scope: "s3:read s3:write warehouse:load",
         session_prefix: "run",
-        rare_hosts: &[
-            "s3.eu-west-1.amazonaws.com:443",
-            "sqs.us-east-1.amazonaws.com:443",
-        ],
+        rare_hosts: &["s3.eu-west-1.amazonaws.com:443", "sqs.us-east-1.amazonaws.com:443"],
         sensitive: &[ShellPipe, EmailExternal, WritePersistence],
         injection_vector: S3Get,
         read_tool: S3Get,
@@ -337,11 +327,7 @@ pub(crate) static CLASS_TABLE: [Class; 6] = [
         turns: (2.5, 0.7),
         steps_mean: 4.0,
         think_s: (120.0, 1.0),
-        models: &[
-            ("gpt-4.1", 0.5),
-            ("claude-opus-4", 0.3),
-            ("gemini-2.5-pro", 0.2),
-        ],
+        models: &[("gpt-4.1", 0.5), ("claude-opus-4", 0.3), ("gemini-2.5-pro", 0.2)],
         tok_in: (8000.0, 0.8),
         tok_out: (1500.0, 0.7),
         tools: &[
@@ -436,11 +422,7 @@ pub(crate) static CLASS_TABLE: [Class; 6] = [
             tool("contacts.lookup", Contacts, 0.08, 150.0),
             tool("drive.upload", DriveUpload, 0.006, 1500.0),
         ],
-        links: &[
-            (MailSearch, MailRead, 3.0),
-            (MailRead, MailSend, 1.0),
-            (Contacts, MailSend, 2.0),
-        ],
+        links: &[(MailSearch, MailRead, 3.0), (MailRead, MailSend, 1.0), (Contacts, MailSend, 2.0)],
         words: EMAIL_WORDS,
         user_len: (120.0, 0.6),
         reply_len: (450.0, 0.6),
@@ -465,18 +447,10 @@ mod tests {
         let names: Vec<&str> = CLASS_TABLE.iter().map(|c| c.name).collect();
         assert_eq!(names, crate::CLASSES);
         for c in &CLASS_TABLE {
-            assert!(
-                c.has(c.injection_vector) && c.has(c.read_tool),
-                "{}",
-                c.name
-            );
+            assert!(c.has(c.injection_vector) && c.has(c.read_tool), "{}", c.name);
             assert!(!c.sensitive.is_empty() && !c.tools.is_empty() && !c.tz_hours.is_empty());
             for (from, to, _) in c.links {
-                assert!(
-                    c.has(*from) && c.has(*to),
-                    "{}: link to a foreign tool",
-                    c.name
-                );
+                assert!(c.has(*from) && c.has(*to), "{}: link to a foreign tool", c.name);
             }
             assert!(c.rhythm.iter().all(|&v| v > 0.0));
         }

@@ -65,10 +65,7 @@ pub(crate) fn pick_str<R: Rng + ?Sized>(r: &mut R, items: &[&'static str]) -> &'
 }
 
 /// An index drawn with probability proportional to `weights` (all non-negative, not all zero).
-pub(crate) fn weighted<R: Rng + ?Sized>(
-    r: &mut R,
-    weights: impl Iterator<Item = f64> + Clone,
-) -> usize {
+pub(crate) fn weighted<R: Rng + ?Sized>(r: &mut R, weights: impl Iterator<Item = f64> + Clone) -> usize {
     let total: f64 = weights.clone().sum();
     let mut x = r.gen::<f64>() * total;
     let mut last = 0;
@@ -108,18 +105,13 @@ mod tests {
         let n = 20_000;
         let mean_exp = (0..n).map(|_| exp(&mut r, 5.0)).sum::<f64>() / n as f64;
         assert!((mean_exp - 5.0).abs() < 0.3, "{mean_exp}");
-        let mean_geo = (0..n)
-            .map(|_| f64::from(geometric(&mut r, 3.0)))
-            .sum::<f64>()
-            / n as f64;
+        let mean_geo = (0..n).map(|_| f64::from(geometric(&mut r, 3.0))).sum::<f64>() / n as f64;
         assert!((mean_geo - 3.0).abs() < 0.2, "{mean_geo}");
         let mut v: Vec<f64> = (0..n).map(|_| lognormal(&mut r, 100.0, 0.8)).collect();
         v.sort_by(f64::total_cmp);
         let median = v[n / 2];
         assert!((median - 100.0).abs() < 6.0, "{median}");
-        let hits = (0..n)
-            .filter(|_| weighted(&mut r, [1.0, 0.0, 3.0].into_iter()) == 2)
-            .count();
+        let hits = (0..n).filter(|_| weighted(&mut r, [1.0, 0.0, 3.0].into_iter()) == 2).count();
         assert!((hits as f64 / n as f64 - 0.75).abs() < 0.02);
     }
 }

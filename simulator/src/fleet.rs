@@ -81,16 +81,8 @@ pub(crate) fn plan_with(cfg: &SimConfig, only: Option<usize>) -> Plan {
     // Fleet churn: a few agents join late, a few leave early; the rest are there throughout.
     let mut order: Vec<usize> = (0..n).collect();
     shuffle(&mut rng, &mut order);
-    let joiners = if n >= 10 {
-        ((n as f64) * 0.06).round().max(1.0) as usize
-    } else {
-        0
-    };
-    let leavers = if n >= 20 {
-        ((n as f64) * 0.03).round().max(1.0) as usize
-    } else {
-        0
-    };
+    let joiners = if n >= 10 { ((n as f64) * 0.06).round().max(1.0) as usize } else { 0 };
+    let leavers = if n >= 20 { ((n as f64) * 0.03).round().max(1.0) as usize } else { 0 };
     let join_hi = if events_mode { 0.25 } else { 0.4 };
     let startup_window = (planned / 100).clamp(1, 60_000);
     for (pos, &i) in order.iter().enumerate() {
@@ -117,10 +109,7 @@ pub(crate) fn plan_with(cfg: &SimConfig, only: Option<usize>) -> Plan {
         }
     }
     let per = (n / 50).max(1);
-    let mut instances: Vec<Attack> = kinds
-        .iter()
-        .flat_map(|a| std::iter::repeat_n(*a, per))
-        .collect();
+    let mut instances: Vec<Attack> = kinds.iter().flat_map(|a| std::iter::repeat_n(*a, per)).collect();
     shuffle(&mut rng, &mut instances);
     let m = instances.len();
     let lower = if events_mode { 0.15 } else { 0.10 };
@@ -137,22 +126,14 @@ pub(crate) fn plan_with(cfg: &SimConfig, only: Option<usize>) -> Plan {
         let frac = (j as f64 + uniform(&mut rng, 0.15, 0.85)) / m as f64;
         let at = start.saturating_add((lo + frac * (hi - lo)).ceil() as i64);
         let label = slots.len() as u32;
-        slots.push(LabelSlot {
-            agent: agent as u32,
-            attack: kind,
-            session: None,
-            first: None,
-            last: 0,
-        });
+        slots.push(LabelSlot { agent: agent as u32, attack: kind, session: None, first: None, last: 0 });
         let mut run = AttackRun::new(kind, label, at, dur, u, cfg.seed);
         run.patience = patience;
         agents[agent].attacks.push_back(run);
     }
     for a in &mut agents {
         if a.attacks.len() > 1 {
-            a.attacks
-                .make_contiguous()
-                .sort_by_key(|r| (r.start, r.label));
+            a.attacks.make_contiguous().sort_by_key(|r| (r.start, r.label));
             let mut free = i64::MIN;
             for r in a.attacks.iter_mut() {
                 r.start = r.start.max(free);
@@ -161,12 +142,7 @@ pub(crate) fn plan_with(cfg: &SimConfig, only: Option<usize>) -> Plan {
             }
         }
     }
-    Plan {
-        agents,
-        slots,
-        end_ms,
-        planned_ms: planned,
-    }
+    Plan { agents, slots, end_ms, planned_ms: planned }
 }
 
 /// Expected events per hour of an agent at local hour `h`.

@@ -136,11 +136,7 @@ impl<'a> Obj<'a> {
     }
 
     /// Writes an array of strings.
-    pub(crate) fn strs<'s>(
-        &mut self,
-        k: &str,
-        items: impl IntoIterator<Item = &'s str>,
-    ) -> &mut Self {
+    pub(crate) fn strs<'s>(&mut self, k: &str, items: impl IntoIterator<Item = &'s str>) -> &mut Self {
         self.key(k);
         self.out.push('[');
         for (i, s) in items.into_iter().enumerate() {
@@ -171,10 +167,7 @@ mod tests {
     fn escapes_round_trip_through_serde_json() {
         let nasty = "quote \" backslash \\ newline \n tab \t cr \r bell \u{7} nul \u{0} caf\u{e9} \u{65e5}\u{672c} \u{1F600} \u{2028}";
         let s = object(|o| {
-            o.str("s", nasty)
-                .u64("u", u64::MAX)
-                .f64("f", 0.013)
-                .bool("b", true);
+            o.str("s", nasty).u64("u", u64::MAX).f64("f", 0.013).bool("b", true);
             o.obj("n", |n| {
                 n.strs("a", ["x", "y\"z"]);
             });

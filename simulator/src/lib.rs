@@ -65,14 +65,8 @@ pub const MAX_AGENTS: usize = 1_000_000;
 
 /// The agent classes, fixed for every seed. `data-pipeline` writes integer epoch-millisecond `ts`;
 /// the others RFC 3339 strings.
-pub const CLASSES: &[&str] = &[
-    "support-bot",
-    "code-assistant",
-    "data-pipeline",
-    "research-agent",
-    "devops-agent",
-    "email-assistant",
-];
+pub const CLASSES: &[&str] =
+    &["support-bot", "code-assistant", "data-pipeline", "research-agent", "devops-agent", "email-assistant"];
 
 /// What went wrong. Configuration errors are the caller's to fix (retrying cannot help); I/O errors
 /// come from the writers (a full disk or closed pipe; retrying may help once that is fixed).
@@ -184,11 +178,7 @@ impl std::fmt::Display for Attack {
 }
 
 fn known_attacks() -> String {
-    Attack::ALL
-        .iter()
-        .map(Attack::name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    Attack::ALL.iter().map(Attack::name).collect::<Vec<_>>().join(", ")
 }
 
 impl FromStr for Attack {
@@ -201,10 +191,7 @@ impl FromStr for Attack {
             .iter()
             .copied()
             .find(|a| a.name().eq_ignore_ascii_case(t))
-            .ok_or_else(|| SimError::UnknownAttack {
-                name: t.to_string(),
-                known: known_attacks(),
-            })
+            .ok_or_else(|| SimError::UnknownAttack { name: t.to_string(), known: known_attacks() })
     }
 }
 
@@ -231,10 +218,7 @@ pub fn parse_attack_list(s: &str) -> Result<Vec<Attack>, SimError> {
 /// Parses a run length such as `90s`, `15m`, `2h`, `1d`, `1h30m` or `500ms` into milliseconds.
 /// Every number needs a unit; the result must be positive.
 pub fn parse_duration(s: &str) -> Result<u64, SimError> {
-    let bad = |reason: &'static str| SimError::BadDuration {
-        input: s.to_string(),
-        reason,
-    };
+    let bad = |reason: &'static str| SimError::BadDuration { input: s.to_string(), reason };
     let t = s.trim().to_ascii_lowercase();
     if t.is_empty() {
         return Err(bad("it is empty"));
@@ -250,9 +234,7 @@ pub fn parse_duration(s: &str) -> Result<u64, SimError> {
         if i == start {
             return Err(bad("expected a number"));
         }
-        let n: u64 = t[start..i]
-            .parse()
-            .map_err(|_| bad("the number is too large"))?;
+        let n: u64 = t[start..i].parse().map_err(|_| bad("the number is too large"))?;
         let ustart = i;
         while i < b.len() && b[i].is_ascii_alphabetic() {
             i += 1;
@@ -266,10 +248,8 @@ pub fn parse_duration(s: &str) -> Result<u64, SimError> {
             "" => return Err(bad("a number has no unit (ms, s, m, h or d)")),
             _ => return Err(bad("unknown unit (use ms, s, m, h or d)")),
         };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| bad("the duration is too large"))?;
+        total =
+            n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| bad("the duration is too large"))?;
     }
     if total == 0 {
         return Err(bad("it must be longer than zero"));
@@ -313,10 +293,7 @@ impl SimConfig {
     /// Checks the config; `simulate` calls this first.
     pub fn validate(&self) -> Result<(), SimError> {
         if self.agents == 0 || self.agents > MAX_AGENTS {
-            return Err(SimError::Agents {
-                got: self.agents,
-                max: MAX_AGENTS,
-            });
+            return Err(SimError::Agents { got: self.agents, max: MAX_AGENTS });
         }
         match (self.duration_ms, self.events) {
             (Some(_), Some(_)) => return Err(SimError::RunLength("both")),
@@ -331,9 +308,7 @@ impl SimConfig {
             .map_or(Some(self.start_ms), |d| self.start_ms.checked_add(d));
         let in_range = |t: i64| (time::MIN_MS..=time::MAX_MS).contains(&t);
         if !in_range(self.start_ms) || !end.is_some_and(in_range) {
-            return Err(SimError::OutOfRange {
-                start_ms: self.start_ms,
-            });
+            return Err(SimError::OutOfRange { start_ms: self.start_ms });
         }
         Ok(())
     }
@@ -361,18 +336,9 @@ pub(crate) struct LabelSlot {
 
 /// Runs the simulation: writes events (JSON Lines, sorted by `ts`) to `events` as they are produced,
 /// then, if given, one label line per attack window to `labels` (sorted by start, then agent).
-pub fn simulate(
-    cfg: &SimConfig,
-    events: &mut dyn Write,
-    labels: Option<&mut dyn Write>,
-) -> Result<SimStats, SimError> {
+pub fn simulate(cfg: &SimConfig, events: &mut dyn Write, labels: Option<&mut dyn Write>) -> Result<SimStats, SimError> {
     cfg.validate()?;
-    let fleet::Plan {
-        mut agents,
-        mut slots,
-        end_ms,
-        ..
-    } = fleet::plan(cfg);
+    let fleet::Plan { mut agents, mut slots, end_ms, .. } = fleet::plan(cfg);
     let limit = cfg.events.unwrap_or(u64::MAX);
     let mut out = BufWriter::with_capacity(1 << 16, events);
     let mut heap: BinaryHeap<Reverse<(i64, u32)>> = BinaryHeap::with_capacity(agents.len());
@@ -408,13 +374,8 @@ pub fn simulate(
     out.flush()?;
     drop(out);
 
-    let mut windows: Vec<(i64, &str, &LabelSlot)> = slots
-        .iter()
-        .filter_map(|s| {
-            s.first
-                .map(|f| (f, agents[s.agent as usize].id.as_str(), s))
-        })
-        .collect();
+    let mut windows: Vec<(i64, &str, &LabelSlot)> =
+        slots.iter().filter_map(|s| s.first.map(|f| (f, agents[s.agent as usize].id.as_str(), s))).collect();
     windows.sort_by(|a, b| (a.0, a.1, a.2.attack, a.2.last).cmp(&(b.0, b.1, b.2.attack, b.2.last)));
     if let Some(w) = labels {
         let mut w = BufWriter::new(w);
@@ -440,20 +401,14 @@ pub fn simulate(
             if let Some(sess) = &s.session {
                 o.str("session_id", sess);
             }
-            o.raw("start", &start)
-                .raw("end", &end)
-                .str("attack", s.attack.name());
+            o.raw("start", &start).raw("end", &end).str("attack", s.attack.name());
             o.close();
             line.push('\n');
             w.write_all(line.as_bytes())?;
         }
         w.flush()?;
     }
-    Ok(SimStats {
-        events: written,
-        agents: agents.len(),
-        attacks: windows.len(),
-    })
+    Ok(SimStats { events: written, agents: agents.len(), attacks: windows.len() })
 }
 
 #[cfg(test)]
@@ -484,11 +439,7 @@ mod tests {
         let mut ev = Vec::new();
         let mut lb = Vec::new();
         let stats = simulate(c, &mut ev, Some(&mut lb)).unwrap();
-        Run {
-            events: String::from_utf8(ev).unwrap(),
-            labels: String::from_utf8(lb).unwrap(),
-            stats,
-        }
+        Run { events: String::from_utf8(ev).unwrap(), labels: String::from_utf8(lb).unwrap(), stats }
     }
 
     /// The reference run the brief asks about: 200 agents, 6 hours, every attack. Shared by tests.
@@ -496,16 +447,8 @@ mod tests {
         static BIG: OnceLock<(Run, Vec<Value>, Vec<Value>)> = OnceLock::new();
         BIG.get_or_init(|| {
             let r = run(&cfg(200, "6h", 42, "all"));
-            let evs = r
-                .events
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-            let lbs = r
-                .labels
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
+            let evs = r.events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let lbs = r.labels.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
             (r, evs, lbs)
         })
     }
@@ -519,8 +462,7 @@ mod tests {
     }
 
     fn str_field<'a>(e: &'a Value, k: &str) -> &'a str {
-        e[k].as_str()
-            .unwrap_or_else(|| panic!("{k} missing or not a string in {e}"))
+        e[k].as_str().unwrap_or_else(|| panic!("{k} missing or not a string in {e}"))
     }
 
     fn u64_field(e: &Value, path: &[&str]) -> u64 {
@@ -528,8 +470,7 @@ mod tests {
         for p in path {
             v = &v[*p];
         }
-        v.as_u64()
-            .unwrap_or_else(|| panic!("{path:?} missing or not a non-negative integer in {e}"))
+        v.as_u64().unwrap_or_else(|| panic!("{path:?} missing or not a non-negative integer in {e}"))
     }
 
     /// Checks one event against spec/events.md.
@@ -586,10 +527,7 @@ mod tests {
             }
             "file" => {
                 str_field(e, "path");
-                assert!(matches!(
-                    str_field(e, "op"),
-                    "read" | "write" | "delete" | "exec" | "chmod"
-                ));
+                assert!(matches!(str_field(e, "op"), "read" | "write" | "delete" | "exec" | "chmod"));
                 u64_field(e, &["bytes"]);
             }
             "process" => {
@@ -602,10 +540,7 @@ mod tests {
                 str_field(e, "principal");
             }
             "message" => {
-                assert!(matches!(
-                    str_field(e, "role"),
-                    "user" | "assistant" | "system" | "tool"
-                ));
+                assert!(matches!(str_field(e, "role"), "user" | "assistant" | "system" | "tool"));
                 str_field(e, "content");
             }
             "metric" => {
@@ -643,26 +578,13 @@ mod tests {
             assert!(t >= last, "not sorted at {line}");
             last = t;
             if let Some(id) = e.get("id") {
-                assert!(
-                    ids.insert(id.as_str().unwrap().to_string()),
-                    "duplicate id {id}"
-                );
+                assert!(ids.insert(id.as_str().unwrap().to_string()), "duplicate id {id}");
             }
             assert!(lines.insert(line), "duplicate line {line}");
             kinds.insert(e["kind"].as_str().unwrap().to_string());
         }
         assert_eq!(r.stats.events as usize, lines.len());
-        for k in [
-            "llm_call",
-            "tool_call",
-            "tool_result",
-            "net",
-            "file",
-            "process",
-            "auth",
-            "message",
-            "metric",
-        ] {
+        for k in ["llm_call", "tool_call", "tool_result", "net", "file", "process", "auth", "message", "metric"] {
             assert!(kinds.contains(k), "no {k} events");
         }
     }
@@ -674,12 +596,7 @@ mod tests {
             let seen: HashSet<String> = r
                 .events
                 .lines()
-                .map(|l| {
-                    serde_json::from_str::<Value>(l).unwrap()["agent_id"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                })
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()["agent_id"].as_str().unwrap().to_string())
                 .collect();
             assert_eq!(seen.len(), agents, "{agents} agents over {dur}");
             assert_eq!(r.stats.agents, agents);
@@ -697,9 +614,7 @@ mod tests {
             match e["kind"].as_str().unwrap() {
                 "tool_call" => {
                     let key = (agent, e["call_id"].as_str().unwrap().to_string());
-                    assert!(open
-                        .insert(key, e["tool"].as_str().unwrap().to_string())
-                        .is_none());
+                    assert!(open.insert(key, e["tool"].as_str().unwrap().to_string()).is_none());
                 }
                 "tool_result" => {
                     let key = (agent, e["call_id"].as_str().unwrap().to_string());
@@ -727,18 +642,11 @@ mod tests {
             let r = run(&c);
             assert_eq!(r.events.lines().count() as u64, n);
             assert_eq!(r.stats.events, n);
-            let evs: Vec<Value> = r
-                .events
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
+            let evs: Vec<Value> = r.events.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
             let last = ts_ms(&evs.last().unwrap()["ts"]);
             for l in r.labels.lines() {
                 let lb: Value = serde_json::from_str(l).unwrap();
-                assert!(
-                    ts_ms(&lb["end"]) <= last,
-                    "a window past the written events: {l}"
-                );
+                assert!(ts_ms(&lb["end"]) <= last, "a window past the written events: {l}");
                 assert!(ts_ms(&lb["start"]) <= ts_ms(&lb["end"]));
             }
             assert_eq!(r.labels.lines().count(), r.stats.attacks);
@@ -761,10 +669,7 @@ mod tests {
             let last = r.events.lines().last().unwrap();
             let span = ts_ms(&serde_json::from_str::<Value>(last).unwrap()["ts"]) - c.start_ms;
             let ratio = span as f64 / planned as f64;
-            assert!(
-                (0.7..1.4).contains(&ratio),
-                "{agents} agents, {n} events: actual/planned = {ratio}"
-            );
+            assert!((0.7..1.4).contains(&ratio), "{agents} agents, {n} events: actual/planned = {ratio}");
         }
     }
 
@@ -777,10 +682,7 @@ mod tests {
         assert_eq!(lbs.len(), r.stats.attacks);
         let mut by_agent: HashMap<&str, Vec<&Value>> = HashMap::new();
         for ev in evs {
-            by_agent
-                .entry(ev["agent_id"].as_str().unwrap())
-                .or_default()
-                .push(ev);
+            by_agent.entry(ev["agent_id"].as_str().unwrap()).or_default().push(ev);
         }
         let mut by_type: HashMap<String, usize> = HashMap::new();
         let mut last_start = i64::MIN;
@@ -791,37 +693,21 @@ mod tests {
             assert!(s <= e);
             assert!(s >= last_start, "labels not sorted by start");
             last_start = s;
-            let in_window: Vec<&Value> = by_agent[agent]
-                .iter()
-                .copied()
-                .filter(|ev| (s..=e).contains(&ts_ms(&ev["ts"])))
-                .collect();
-            assert!(
-                in_window.iter().any(|ev| ts_ms(&ev["ts"]) == s),
-                "no event at the window start: {lb}"
-            );
-            assert!(
-                in_window.iter().any(|ev| ts_ms(&ev["ts"]) == e),
-                "no event at the window end: {lb}"
-            );
+            let in_window: Vec<&Value> =
+                by_agent[agent].iter().copied().filter(|ev| (s..=e).contains(&ts_ms(&ev["ts"]))).collect();
+            assert!(in_window.iter().any(|ev| ts_ms(&ev["ts"]) == s), "no event at the window start: {lb}");
+            assert!(in_window.iter().any(|ev| ts_ms(&ev["ts"]) == e), "no event at the window end: {lb}");
             if let Some(sess) = lb.get("session_id") {
-                assert!(in_window
-                    .iter()
-                    .any(|ev| ev.get("session_id") == Some(sess)));
+                assert!(in_window.iter().any(|ev| ev.get("session_id") == Some(sess)));
             }
-            *by_type
-                .entry(lb["attack"].as_str().unwrap().to_string())
-                .or_default() += 1;
+            *by_type.entry(lb["attack"].as_str().unwrap().to_string()).or_default() += 1;
         }
         for a in Attack::ALL {
             let n = by_type.get(a.name()).copied().unwrap_or(0);
             assert!((2..=4).contains(&n), "{} windows of {a} for 200 agents", n);
         }
         // Distinct victims.
-        let victims: HashSet<&str> = lbs
-            .iter()
-            .map(|l| l["agent_id"].as_str().unwrap())
-            .collect();
+        let victims: HashSet<&str> = lbs.iter().map(|l| l["agent_id"].as_str().unwrap()).collect();
         assert_eq!(victims.len(), lbs.len());
     }
 
@@ -844,10 +730,7 @@ mod tests {
             }
             agents.insert(e["agent_id"].as_str().unwrap());
             if let Some(tool) = e["tool"].as_str() {
-                tools
-                    .entry(e["agent"].as_str().unwrap())
-                    .or_default()
-                    .insert(tool);
+                tools.entry(e["agent"].as_str().unwrap()).or_default().insert(tool);
             }
             if let Some(p) = e["path"].as_str() {
                 paths.insert(p);
@@ -855,16 +738,9 @@ mod tests {
         }
         assert_eq!(agents.len(), 200);
         for c in CLASSES {
-            assert!(
-                tools.get(c).map_or(0, |t| t.len()) >= 5,
-                "{c} uses too few tools"
-            );
+            assert!(tools.get(c).map_or(0, |t| t.len()) >= 5, "{c} uses too few tools");
         }
-        assert!(
-            paths.len() > 500,
-            "file paths should be high-cardinality, got {}",
-            paths.len()
-        );
+        assert!(paths.len() > 500, "file paths should be high-cardinality, got {}", paths.len());
     }
 
     fn entropy(s: &str) -> f64 {
@@ -873,23 +749,14 @@ mod tests {
             counts[usize::from(b)] += 1;
         }
         let n = s.len() as f64;
-        counts
-            .iter()
-            .filter(|&&c| c > 0)
-            .map(|&c| -(c as f64 / n) * (c as f64 / n).log2())
-            .sum()
+        counts.iter().filter(|&&c| c > 0).map(|&c| -(c as f64 / n) * (c as f64 / n).log2()).sum()
     }
 
     #[test]
     fn benign_traffic_has_the_signals_a_naive_detector_would_flag() {
         let (_, evs, lbs) = big();
-        let victims: HashSet<&str> = lbs
-            .iter()
-            .map(|l| l["agent_id"].as_str().unwrap())
-            .collect();
-        let benign = evs
-            .iter()
-            .filter(|e| !victims.contains(e["agent_id"].as_str().unwrap()));
+        let victims: HashSet<&str> = lbs.iter().map(|l| l["agent_id"].as_str().unwrap()).collect();
+        let benign = evs.iter().filter(|e| !victims.contains(e["agent_id"].as_str().unwrap()));
         let (mut high_entropy, mut denied, mut errors, mut privileged) = (0, 0, 0, 0);
         for e in benign {
             for k in ["payload", "content"] {
@@ -908,14 +775,8 @@ mod tests {
                 privileged += 1;
             }
         }
-        assert!(
-            high_entropy > 50,
-            "{high_entropy} high-entropy benign payloads"
-        );
-        assert!(
-            denied > 0 && errors > 50 && privileged > 0,
-            "{denied} {errors} {privileged}"
-        );
+        assert!(high_entropy > 50, "{high_entropy} high-entropy benign payloads");
+        assert!(denied > 0 && errors > 50 && privileged > 0, "{denied} {errors} {privileged}");
     }
 
     #[test]
@@ -927,18 +788,7 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), 5_400_000);
         assert_eq!(parse_duration(" 1H30M10s ").unwrap(), 5_410_000);
         assert_eq!(parse_duration("250ms").unwrap(), 250);
-        for bad in [
-            "",
-            "90",
-            "h",
-            "1x",
-            "1.5h",
-            "-1h",
-            "0s",
-            "1h 30m",
-            "99999999999999999999d",
-            "9999999999999999d",
-        ] {
+        for bad in ["", "90", "h", "1x", "1.5h", "-1h", "0s", "1h 30m", "99999999999999999999d", "9999999999999999d"] {
             let e = parse_duration(bad).unwrap_err();
             assert!(matches!(e, SimError::BadDuration { .. }), "{bad}: {e}");
             assert!(e.to_string().contains("examples"));
@@ -949,19 +799,14 @@ mod tests {
     fn parse_attack_list_handles_all_none_and_names() {
         assert_eq!(parse_attack_list("all").unwrap(), Attack::ALL.to_vec());
         assert_eq!(parse_attack_list("none").unwrap(), vec![]);
-        assert_eq!(
-            parse_attack_list("runaway, mimicry,runaway").unwrap(),
-            vec![Attack::Runaway, Attack::Mimicry]
-        );
+        assert_eq!(parse_attack_list("runaway, mimicry,runaway").unwrap(), vec![Attack::Runaway, Attack::Mimicry]);
         for a in Attack::ALL {
             assert_eq!(a.name().parse::<Attack>().unwrap(), a);
             assert_eq!(a.to_string(), a.name());
         }
         let err = parse_attack_list("exfiltration,teleport").unwrap_err();
         assert!(matches!(&err, SimError::UnknownAttack { name, .. } if name == "teleport"));
-        assert!(
-            err.to_string().contains("`teleport`") && err.to_string().contains("slow-exfiltration")
-        );
+        assert!(err.to_string().contains("`teleport`") && err.to_string().contains("slow-exfiltration"));
         assert!(parse_attack_list("").is_err());
         assert!(parse_attack_list("runaway,").is_err());
     }
@@ -972,10 +817,7 @@ mod tests {
         assert!(ok.validate().is_ok());
         let mut c = ok.clone();
         c.agents = 0;
-        assert!(matches!(
-            simulate(&c, &mut Vec::new(), None),
-            Err(SimError::Agents { .. })
-        ));
+        assert!(matches!(simulate(&c, &mut Vec::new(), None), Err(SimError::Agents { .. })));
         let mut c = ok.clone();
         c.events = Some(10);
         assert!(matches!(c.validate(), Err(SimError::RunLength("both"))));
@@ -995,10 +837,7 @@ mod tests {
         struct Broken;
         impl Write for Broken {
             fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::BrokenPipe,
-                    "closed",
-                ))
+                Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed"))
             }
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
@@ -1045,24 +884,15 @@ mod calibration {
     #[ignore]
     fn print_calibration() {
         for (ci, class) in classes::CLASS_TABLE.iter().enumerate() {
-            let c = SimConfig {
-                agents: 150,
-                duration_ms: Some(2 * 86_400_000),
-                seed: 5,
-                ..Default::default()
-            };
+            let c = SimConfig { agents: 150, duration_ms: Some(2 * 86_400_000), seed: 5, ..Default::default() };
             let plan = fleet::plan_with(&c, Some(ci));
             let expected = fleet::expected_for(&plan, c.start_ms, 2 * 86_400_000);
             let mut agents = plan.agents;
             let mut slots = plan.slots;
             let mut n = 0u64;
-            let mut sessions: std::collections::HashMap<String, (u64, i64, i64)> =
-                Default::default();
-            let mut heap: BinaryHeap<Reverse<(i64, u32)>> = agents
-                .iter()
-                .enumerate()
-                .map(|(i, a)| Reverse((a.key(), i as u32)))
-                .collect();
+            let mut sessions: std::collections::HashMap<String, (u64, i64, i64)> = Default::default();
+            let mut heap: BinaryHeap<Reverse<(i64, u32)>> =
+                agents.iter().enumerate().map(|(i, a)| Reverse((a.key(), i as u32))).collect();
             while let Some(Reverse((k, i))) = heap.pop() {
                 if k >= plan.end_ms {
                     break;
@@ -1081,11 +911,7 @@ mod calibration {
             }
             let ns = sessions.len() as f64;
             let ev_per = sessions.values().map(|s| s.0 as f64).sum::<f64>() / ns;
-            let hours = sessions
-                .values()
-                .map(|s| (s.2 - s.1) as f64 / 3.6e6)
-                .sum::<f64>()
-                / ns;
+            let hours = sessions.values().map(|s| (s.2 - s.1) as f64 / 3.6e6).sum::<f64>() / ns;
             println!(
                 "{:16} actual {:8} expected {:10.0} ratio {:.2}  events/session {:.1} (est {}) session h {:.3} (est {})",
                 class.name,

@@ -410,17 +410,15 @@ pub(crate) static EMAIL_WORDS: &[&str] = &[
 ];
 
 static IDENT_PARTS: &[&str] = &[
-    "user", "order", "config", "client", "request", "parse", "handle", "cache", "buffer", "token",
-    "retry", "limit", "state", "event", "batch", "record", "schema", "path", "index", "queue",
-    "worker", "session", "error", "result", "value", "count", "item", "key", "map", "list", "auth",
-    "route", "metric", "span", "frame", "chunk", "reader", "writer", "pool", "conn", "payload",
-    "header", "filter", "policy", "rule", "job", "task", "node",
+    "user", "order", "config", "client", "request", "parse", "handle", "cache", "buffer", "token", "retry", "limit",
+    "state", "event", "batch", "record", "schema", "path", "index", "queue", "worker", "session", "error", "result",
+    "value", "count", "item", "key", "map", "list", "auth", "route", "metric", "span", "frame", "chunk", "reader",
+    "writer", "pool", "conn", "payload", "header", "filter", "policy", "rule", "job", "task", "node",
 ];
 
 static TYPES: &[&str] = &[
-    "Config", "Client", "Request", "Response", "Error", "State", "Event", "Record", "Batch",
-    "Handler", "Parser", "Cache", "Session", "Token", "Queue", "Router", "Metric", "Frame",
-    "Reader", "Writer", "Pool", "Policy",
+    "Config", "Client", "Request", "Response", "Error", "State", "Event", "Record", "Batch", "Handler", "Parser",
+    "Cache", "Session", "Token", "Queue", "Router", "Metric", "Frame", "Reader", "Writer", "Pool", "Policy",
 ];
 
 static RUST_LINES: &[&str] = &[
@@ -520,11 +518,7 @@ pub(crate) fn ident<R: Rng + ?Sized>(r: &mut R, out: &mut String) {
 pub(crate) fn slug<R: Rng + ?Sized>(r: &mut R, out: &mut String, sep: char) {
     out.push_str(pick_str(r, IDENT_PARTS));
     out.push(sep);
-    out.push_str(if chance(r, 0.5) {
-        pick_str(r, IDENT_PARTS)
-    } else {
-        pick_str(r, COMMON_NOUNS)
-    });
+    out.push_str(if chance(r, 0.5) { pick_str(r, IDENT_PARTS) } else { pick_str(r, COMMON_NOUNS) });
     if chance(r, 0.3) {
         out.push(sep);
         crate::json::push_u64(out, r.gen_range(1..1000));
@@ -532,9 +526,8 @@ pub(crate) fn slug<R: Rng + ?Sized>(r: &mut R, out: &mut String, sep: char) {
 }
 
 static COMMON_NOUNS: &[&str] = &[
-    "notes", "draft", "summary", "plan", "report", "export", "helpers", "utils", "types", "models",
-    "views", "routes", "store", "client", "server", "main", "core", "common", "legacy", "v2",
-    "next", "old", "tmp", "spec",
+    "notes", "draft", "summary", "plan", "report", "export", "helpers", "utils", "types", "models", "views", "routes",
+    "store", "client", "server", "main", "core", "common", "legacy", "v2", "next", "old", "tmp", "spec",
 ];
 
 /// Prose of about `target` bytes from the general list plus `domain` words.
@@ -544,11 +537,7 @@ pub(crate) fn prose<R: Rng + ?Sized>(r: &mut R, out: &mut String, target: usize,
     while out.len() - start < target {
         let n = r.gen_range(5..16);
         for i in 0..n {
-            let w = if chance(r, 0.35) {
-                pick(r, domain)
-            } else {
-                pick(r, COMMON)
-            };
+            let w = if chance(r, 0.35) { pick(r, domain) } else { pick(r, COMMON) };
             if i == 0 {
                 let mut cs = w.chars();
                 if let Some(c) = cs.next() {
@@ -682,12 +671,7 @@ pub(crate) fn jwt<R: Rng + ?Sized>(r: &mut R, out: &mut String, subject: &str) {
 }
 
 /// Log lines of about `target` bytes.
-pub(crate) fn log_lines<R: Rng + ?Sized>(
-    r: &mut R,
-    out: &mut String,
-    target: usize,
-    service: &str,
-) {
+pub(crate) fn log_lines<R: Rng + ?Sized>(r: &mut R, out: &mut String, target: usize, service: &str) {
     let start = out.len();
     let target = target.clamp(16, MAX_PAYLOAD);
     while out.len() - start < target {
@@ -710,13 +694,12 @@ pub(crate) fn log_lines<R: Rng + ?Sized>(
 }
 
 static FIRST_NAMES: &[&str] = &[
-    "alex", "maria", "john", "priya", "chen", "fatima", "lukas", "sofia", "omar", "yuki", "anna",
-    "david", "li", "carlos", "emma", "noah", "amara", "ivan", "sara", "mateo", "zoe", "kai",
-    "lena", "ravi",
+    "alex", "maria", "john", "priya", "chen", "fatima", "lukas", "sofia", "omar", "yuki", "anna", "david", "li",
+    "carlos", "emma", "noah", "amara", "ivan", "sara", "mateo", "zoe", "kai", "lena", "ravi",
 ];
 static LAST_NAMES: &[&str] = &[
-    "smith", "garcia", "muller", "patel", "wang", "kim", "rossi", "novak", "silva", "nguyen",
-    "okafor", "dubois", "jensen", "costa", "haddad", "sato", "kowalski", "berg", "moreau", "singh",
+    "smith", "garcia", "muller", "patel", "wang", "kim", "rossi", "novak", "silva", "nguyen", "okafor", "dubois",
+    "jensen", "costa", "haddad", "sato", "kowalski", "berg", "moreau", "singh",
 ];
 
 /// A person's mail address at `domain` (`maria.rossi@corp.example.com`).
@@ -731,10 +714,7 @@ pub(crate) fn person_email<R: Rng + ?Sized>(r: &mut R, out: &mut String, domain:
 /// A display name such as `Maria Rossi`.
 pub(crate) fn person_name<R: Rng + ?Sized>(r: &mut R) -> String {
     let mut s = String::with_capacity(16);
-    for (i, w) in [pick(r, FIRST_NAMES), pick(r, LAST_NAMES)]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, w) in [pick(r, FIRST_NAMES), pick(r, LAST_NAMES)].into_iter().enumerate() {
         if i > 0 {
             s.push(' ');
         }
@@ -786,11 +766,7 @@ mod tests {
             counts[usize::from(b)] += 1;
         }
         let n = s.len() as f64;
-        counts
-            .iter()
-            .filter(|&&c| c > 0)
-            .map(|&c| -(c as f64 / n) * (c as f64 / n).log2())
-            .sum()
+        counts.iter().filter(|&&c| c > 0).map(|&c| -(c as f64 / n) * (c as f64 / n).log2()).sum()
     }
 
     #[test]

@@ -93,19 +93,14 @@ pub fn format_rfc3339(ms: i64) -> String {
 /// Digits of the fraction past milliseconds are dropped.
 pub fn parse_timestamp(input: &str) -> Result<i64, SimError> {
     let s = input.trim();
-    let bad = |reason: &'static str| SimError::BadTimestamp {
-        input: input.to_string(),
-        reason,
-    };
+    let bad = |reason: &'static str| SimError::BadTimestamp { input: input.to_string(), reason };
     if s.is_empty() {
         return Err(bad("it is empty"));
     }
     if s.bytes().all(|b| b.is_ascii_digit())
         || (s.starts_with('-') && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit()))
     {
-        let ms: i64 = s
-            .parse()
-            .map_err(|_| bad("the epoch milliseconds do not fit in 64 bits"))?;
+        let ms: i64 = s.parse().map_err(|_| bad("the epoch milliseconds do not fit in 64 bits"))?;
         if !(MIN_MS..=MAX_MS).contains(&ms) {
             return Err(bad("it is outside years 0000..=9999"));
         }
@@ -117,10 +112,7 @@ pub fn parse_timestamp(input: &str) -> Result<i64, SimError> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(
-            part.iter()
-                .fold(0i64, |acc, &c| acc * 10 + i64::from(c - b'0')),
-        )
+        Some(part.iter().fold(0i64, |acc, &c| acc * 10 + i64::from(c - b'0')))
     };
     let shape = "expected RFC 3339 like 2026-01-01T00:00:00Z, a date like 2026-01-01, or epoch milliseconds";
     let (Some(y), Some(mo), Some(d)) = (num(0, 4), num(5, 2), num(8, 2)) else {
@@ -162,12 +154,7 @@ pub fn parse_timestamp(input: &str) -> Result<i64, SimError> {
         }
         let mut frac = 0i64;
         for k in 0..3 {
-            frac = frac * 10
-                + if k < digits {
-                    i64::from(b[i + k] - b'0')
-                } else {
-                    0
-                };
+            frac = frac * 10 + if k < digits { i64::from(b[i + k] - b'0') } else { 0 };
         }
         ms += frac;
         i += digits;
@@ -199,14 +186,8 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_rfc3339(crate::DEFAULT_START_MS),
-            "2026-01-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            format_rfc3339(1_795_756_802_500),
-            "2026-11-27T05:20:02.500Z"
-        );
+        assert_eq!(format_rfc3339(crate::DEFAULT_START_MS), "2026-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339(1_795_756_802_500), "2026-11-27T05:20:02.500Z");
         assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(format_rfc3339(MAX_MS), "9999-12-31T23:59:59.999Z");
@@ -215,42 +196,15 @@ mod tests {
 
     #[test]
     fn parses_what_it_formats_and_more() {
-        for ms in [
-            0,
-            1,
-            -1,
-            1_767_225_600_000,
-            1_795_756_802_500,
-            951_782_400_123,
-            MIN_MS,
-            MAX_MS,
-        ] {
+        for ms in [0, 1, -1, 1_767_225_600_000, 1_795_756_802_500, 951_782_400_123, MIN_MS, MAX_MS] {
             assert_eq!(parse_timestamp(&format_rfc3339(ms)).unwrap(), ms);
         }
-        assert_eq!(
-            parse_timestamp("2026-01-01T00:00:00Z").unwrap(),
-            crate::DEFAULT_START_MS
-        );
-        assert_eq!(
-            parse_timestamp("2026-01-01").unwrap(),
-            crate::DEFAULT_START_MS
-        );
-        assert_eq!(
-            parse_timestamp("1767225600000").unwrap(),
-            crate::DEFAULT_START_MS
-        );
-        assert_eq!(
-            parse_timestamp("2026-01-01T02:00:00+02:00").unwrap(),
-            crate::DEFAULT_START_MS
-        );
-        assert_eq!(
-            parse_timestamp("2025-12-31T19:00:00.000-05:00").unwrap(),
-            crate::DEFAULT_START_MS
-        );
-        assert_eq!(
-            parse_timestamp("2026-01-01T00:00:00.1234567Z").unwrap(),
-            crate::DEFAULT_START_MS + 123
-        );
+        assert_eq!(parse_timestamp("2026-01-01T00:00:00Z").unwrap(), crate::DEFAULT_START_MS);
+        assert_eq!(parse_timestamp("2026-01-01").unwrap(), crate::DEFAULT_START_MS);
+        assert_eq!(parse_timestamp("1767225600000").unwrap(), crate::DEFAULT_START_MS);
+        assert_eq!(parse_timestamp("2026-01-01T02:00:00+02:00").unwrap(), crate::DEFAULT_START_MS);
+        assert_eq!(parse_timestamp("2025-12-31T19:00:00.000-05:00").unwrap(), crate::DEFAULT_START_MS);
+        assert_eq!(parse_timestamp("2026-01-01T00:00:00.1234567Z").unwrap(), crate::DEFAULT_START_MS + 123);
     }
 
     #[test]

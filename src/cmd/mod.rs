@@ -1,6 +1,7 @@
 //! One module per subcommand. Subcommands whose feature is not built yet exit with status 2 and say so.
 
 pub mod replay;
+pub mod rules;
 pub mod run;
 pub mod simulate;
 
@@ -62,8 +63,11 @@ pub fn not_supported(what: &str) -> anyhow::Error {
     anyhow::anyhow!("{what} is not supported yet")
 }
 
-pub fn rules(_c: RulesCommand) -> Result<u8> {
-    bail!(not_supported("`vigil rules`"))
+pub fn rules(c: RulesCommand) -> Result<u8> {
+    match c {
+        RulesCommand::Check { path } => rules::check(&path),
+        RulesCommand::Test { path } => rules::test(&path),
+    }
 }
 
 pub fn train(_a: TrainArgs) -> Result<u8> {

@@ -2,9 +2,10 @@
 
 use crate::config::Config;
 use crate::EXIT_GATE;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
+use std::io::Write as _;
 use vigil_replay::{run as replay, ReplayOptions};
 
 #[derive(Args, Debug)]
@@ -59,6 +60,92 @@ pub struct ReplayArgs {
     pub inputs: Vec<String>,
 }
 
+/// Backtest diff: replays the inputs with the old pack and with the new one, and writes to `--alerts`
+/// the alerts that appear (`"diff":"added"`), disappear (`"removed"`) or change (`"changed"`, the new
+/// version: another detector, severity, action, title or tags), matched by alert id; counts per detector go to stderr and, with `--report`, to the report
+/// (`compare_rules`). The new run's report is the report. A diff is not a gate.
+fn compare_rules(opts: &ReplayOptions, old_pack: &str) -> Result<vigil_replay::ReplaySummary> {
+    let dir = tempfile::tempdir().context("creating a scratch directory")?;
+    let run_with = |pack: std::sync::Arc<vigil_rules::Pack>, name: &str, keep_outputs: bool| {
+        let mut o = opts.clone();
+        o.pack = Some(pack);
+        o.alerts = dir.path().join(name).to_string_lossy().into_owned();
+        if !keep_outputs {
+            o.scores = None;
+            o.report = None;
+            o.labels = None;
+            o.dead_letter = dir.path().join("old-rejected.jsonl").to_string_lossy().into_owned();
+        }
+        o.progress = false;
+        replay(&o).map(|s| (s, o.alerts))
+    };
+    let (_, old_path) = run_with(super::rules::pack_or_default(Some(old_pack))?, "old.jsonl", false)?;
+    let new_pack = opts.pack.clone().unwrap_or_else(|| std::sync::Arc::new(vigil_detector::rules::default_pack()));
+    let (mut summary, new_path) = run_with(new_pack, "new.jsonl", true)?;
+    let read = |p: &str| -> Result<Vec<(String, String, Value)>> {
+        std::fs::read_to_string(p)?
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l)?;
+                Ok((v["id"].as_str().unwrap_or_default().to_string(), l.to_string(), v))
+            })
+            .collect()
+    };
+    let (old, new) = (read(&old_path)?, read(&new_path)?);
+    let old_by_id: std::collections::HashMap<&str, &(String, String, Value)> =
+        old.iter().map(|a| (a.0.as_str(), a)).collect();
+    let new_ids: std::collections::HashSet<&str> = new.iter().map(|a| a.0.as_str()).collect();
+    let mut out: Box<dyn std::io::Write> = if opts.alerts == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout()))
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&opts.alerts).with_context(|| format!("cannot write {}", opts.alerts))?,
+        ))
+    };
+    let mut counts: std::collections::BTreeMap<String, [u64; 3]> = std::collections::BTreeMap::new();
+    let mut emit = |kind: &str, idx: usize, line: &str, v: &Value| -> Result<()> {
+        let detector = v["detector"].as_str().unwrap_or_default().to_string();
+        counts.entry(detector).or_default()[idx] += 1;
+        // The alert line as written, with the diff marker as its first field.
+        writeln!(out, "{{\"diff\":\"{kind}\",{}", line.strip_prefix('{').unwrap_or(line))?;
+        Ok(())
+    };
+    // What an analyst acts on; scores and reason numbers drift with any change of learning.
+    let material =
+        |v: &Value| ["detector", "severity", "action", "suppressed_action", "title", "tags"].map(|k| v.get(k).cloned());
+    for (id, line, v) in &new {
+        match old_by_id.get(id.as_str()) {
+            None => emit("added", 0, line, v)?,
+            Some(o) if material(&o.2) != material(v) => emit("changed", 2, line, v)?,
+            Some(_) => {}
+        }
+    }
+    for (id, line, v) in &old {
+        if !new_ids.contains(id.as_str()) {
+            emit("removed", 1, line, v)?;
+        }
+    }
+    out.flush()?;
+    let mut by = serde_json::Map::new();
+    let mut total = [0u64; 3];
+    for (det, c) in &counts {
+        eprintln!("compare-rules: {det}: {} added, {} removed, {} changed", c[0], c[1], c[2]);
+        for i in 0..3 {
+            total[i] += c[i];
+        }
+        by.insert(det.clone(), serde_json::json!({"added": c[0], "removed": c[1], "changed": c[2]}));
+    }
+    eprintln!("compare-rules: {} added, {} removed, {} changed in all", total[0], total[1], total[2]);
+    let diff = serde_json::json!({"added": total[0], "removed": total[1], "changed": total[2], "by_detector": by});
+    summary.report.insert("compare_rules".into(), diff);
+    if let Some(path) = &opts.report {
+        let mut text = serde_json::to_string_pretty(&Value::Object(summary.report.clone()))?;
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {path}"))?;
+    }
+    Ok(summary)
+}
+
 /// A parsed `--fail-under` gate.
 #[derive(Debug, PartialEq)]
 struct Gate {
@@ -98,8 +185,6 @@ fn parse_gate(s: &str) -> Result<Gate> {
 
 pub fn run(a: ReplayArgs) -> Result<u8> {
     for (given, what) in [
-        (a.compare_rules.is_some(), "--compare-rules"),
-        (a.rules.is_some(), "--rules"),
         (a.models.is_some(), "--models"),
         (a.kafka_topic.is_some() || a.from.is_some() || a.to.is_some(), "--kafka-topic"),
         (a.enforce_webhooks, "--enforce-webhooks"),
@@ -128,6 +213,7 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
     let cfg = Config::load(a.config.as_deref(), std::env::vars())?;
     let mut opts = ReplayOptions::new(a.inputs);
     opts.engine = cfg.engine_config();
+    opts.pack = Some(super::rules::pack_or_default(a.rules.as_deref().or(cfg.rules.path.as_deref()))?);
     opts.alerts = a.alerts;
     opts.scores = a.scores;
     opts.labels = a.labels;
@@ -136,7 +222,10 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
     opts.threads =
         a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     opts.progress = true;
-    let summary = replay(&opts)?;
+    let summary = match &a.compare_rules {
+        None => replay(&opts)?,
+        Some(old) => compare_rules(&opts, old)?,
+    };
 
     let r = &summary.report;
     let mut line = format!(

@@ -35,9 +35,6 @@ pub fn run(a: RunArgs) -> Result<u8> {
     if cfg.webhook.is_some() {
         return Err(super::not_supported("[[webhook]] endpoints"));
     }
-    if cfg.rules.is_some() {
-        return Err(super::not_supported("[rules]"));
-    }
     if cfg.models.is_some() {
         return Err(super::not_supported("[models]"));
     }

@@ -303,7 +303,7 @@ mod tests {
             title: "t".into(),
             reason: "r".into(),
             evidence: vec![],
-            tags,
+            tags: tags.into_iter().map(String::from).collect(),
             action,
             suppressed_action: None,
             emitted_at_ms: None,

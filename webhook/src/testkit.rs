@@ -191,7 +191,7 @@ pub(crate) fn alert(agent: &str, n: usize) -> Alert {
         title: "Exfiltration".into(),
         reason: "r".into(),
         evidence: vec![],
-        tags: vec!["exfiltration"],
+        tags: vec!["exfiltration".to_string()],
         action: Action::Kill,
         suppressed_action: None,
         emitted_at_ms: None,

@@ -10,7 +10,7 @@
 
 use super::{Card, ClassSink, Comp, Ctx};
 use crate::classes::{ClassOp, KNOWN_VALUE};
-use crate::event::{host_of, Event, Kind};
+use crate::event::{host_of, port_of, Event, Kind};
 use crate::hash::{combine, hash_bytes, ns};
 use crate::state::{AgentState, ClassState, ValueField};
 
@@ -58,32 +58,6 @@ fn value_key(field: ValueField, s: &str) -> u64 {
         hash_bytes(ns::VALUE, s.as_bytes())
     };
     combine(h, field as u64)
-}
-
-/// The port of a destination: explicit (`host:port`, `[v6]:port`, URL authority), else implied by a
-/// URL scheme (`https` 443, `http` 80). `None` for a bare host.
-pub fn port_of(dest: &str) -> Option<&str> {
-    let (scheme, rest) = match dest.find("://") {
-        Some(i) => (Some(&dest[..i]), &dest[i + 3..]),
-        None => (None, dest),
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let port = match authority.strip_prefix('[') {
-        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
-        None => match authority.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => Some(p),
-            _ => None,
-        },
-    };
-    match port.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
-        Some(p) => Some(p),
-        None => match scheme.map(str::to_ascii_lowercase).as_deref() {
-            Some("https") | Some("wss") => Some("443"),
-            Some("http") | Some("ws") => Some("80"),
-            _ => None,
-        },
-    }
 }
 
 /// The first two components of a path (`/etc/ssh/sshd_config` -> `/etc/ssh`, `/tmp` -> `/tmp`,

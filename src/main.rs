@@ -70,7 +70,7 @@ fn init_logging(level: &str, json: bool) {
     if json {
         builder.json().init();
     } else {
-        builder.without_time().with_target(false).init();
+        builder.with_target(false).init();
     }
 }
 

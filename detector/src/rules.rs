@@ -133,6 +133,22 @@ pub fn default_pack() -> Pack {
         .expect("the default rule pack compiles against the event schema")
 }
 
+/// Loads and compiles the pack at `path` (a directory of `.yaml` files or one file) against the event
+/// schema; the error lists every problem as `file:line:column: message`, one per line.
+pub fn load_pack(path: &std::path::Path) -> Result<Pack, String> {
+    let sources = vigil_rules::read_yaml_files(path).map_err(|d| diagnostics_text(&d))?;
+    load_sources(&sources)
+}
+
+/// Compiles a pack from `(file name, text)` pairs (see [`vigil_rules::read_yaml_files`]).
+pub fn load_sources(sources: &[(String, String)]) -> Result<Pack, String> {
+    Pack::load_sources(sources, &RuleSchema::get().schema).map_err(|d| diagnostics_text(&d))
+}
+
+fn diagnostics_text(d: &vigil_rules::Diagnostics) -> String {
+    d.0.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")
+}
+
 /// An event as a rule record.
 pub struct EventRecord<'e, 'a> {
     ev: &'e Event<'a>,

@@ -28,7 +28,8 @@ pub const SOURCE_EVENTS: u32 = 0;
 pub const SOURCE_OTLP: u32 = 1;
 
 pub struct HttpState {
-    pub jobs: mpsc::Sender<Job>,
+    /// The engine's job queue; `None` when events come from Kafka (ingest endpoints answer 404).
+    pub jobs: Option<mpsc::Sender<Job>>,
     pub metrics: Arc<Metrics>,
     pub bearer_token: Option<String>,
     /// Rules compiled, state restored, sources connected.
@@ -98,9 +99,12 @@ pub fn split_body(body: &[u8]) -> Result<Vec<Record>, String> {
 }
 
 async fn submit(state: &HttpState, records: Vec<Record>) -> Response {
+    let Some(jobs) = &state.jobs else {
+        return error(StatusCode::NOT_FOUND, "HTTP ingest is off: this detector consumes Kafka");
+    };
     let (reply, answer) = oneshot::channel();
     let job = Job::Ingest { records, received: Instant::now(), reply };
-    if state.jobs.try_send(job).is_err() {
+    if jobs.try_send(job).is_err() {
         state.metrics.overloaded.inc();
         let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "detector overloaded, retry later");
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));

@@ -14,9 +14,11 @@
 
 pub mod config;
 pub mod http;
+pub mod kafka;
 pub mod metrics;
 pub mod otlp;
 pub mod processor;
+pub mod reload;
 pub mod sinks;
 pub mod store;
 pub mod worker;
@@ -26,11 +28,13 @@ pub use processor::Record;
 /// Names of the sources records come from, indexed by `Record::source`.
 pub type SourceNames = Vec<String>;
 
-use config::{HttpConfig, OutputConfig, StateConfig};
+use config::{HttpConfig, KafkaConfig, OutputConfig, StateConfig};
 use metrics::Metrics;
 use processor::Processor;
+use reload::{PackUpdates, PackWatcher};
 use sinks::{AlertSink, FileAlertSink, FileLines, RejectSink, StdoutSink};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +42,7 @@ use store::StateDir;
 use thiserror::Error;
 use tokio::sync::mpsc;
 use vigil_detector::{Engine, EngineConfig};
+use vigil_rules::Pack;
 use worker::{Job, Worker, CHECKPOINT_NAME};
 
 /// What stops the live detector from starting or running.
@@ -47,28 +52,41 @@ pub enum LiveError {
     Config(#[from] config::ConfigError),
     #[error("invalid engine configuration: {0}")]
     Engine(String),
+    #[error("rule pack: {0}")]
+    Rules(String),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: String, error: std::io::Error },
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaModeError),
     #[error("server error: {0}")]
     Server(String),
 }
 
-/// Everything `vigil run` needs for the HTTP-fed detector.
+/// Everything `vigil run` needs.
 #[derive(Clone, Debug)]
-pub struct HttpOptions {
+pub struct LiveOptions {
     pub http: HttpConfig,
     pub engine: EngineConfig,
     pub output: OutputConfig,
     pub state: Option<StateConfig>,
+    /// Consume Kafka instead of taking events over HTTP (which then serves only metrics and health).
+    pub kafka: Option<KafkaConfig>,
+    /// `[rules] path`: watched and reloaded; `None` runs the built-in pack.
+    pub rules_path: Option<PathBuf>,
 }
 
 /// Restores the engine from the state directory's checkpoint if there is a usable one.
-fn restore_engine(cfg: &EngineConfig, state: Option<&StateDir>, name: &str) -> Result<Engine, LiveError> {
+fn restore_engine(
+    cfg: &EngineConfig,
+    pack: Arc<Pack>,
+    state: Option<&StateDir>,
+    name: &str,
+) -> Result<Engine, LiveError> {
     if let Some(dir) = state {
         match dir.load(name) {
-            Ok(Some(ckpt)) => match Engine::restore(cfg.clone(), &ckpt.engine) {
+            Ok(Some(ckpt)) => match Engine::restore_with_pack(cfg.clone(), Arc::clone(&pack), &ckpt.engine) {
                 Ok(e) => {
                     tracing::info!(checkpoint = name, agents = e.agents(), "Engine state restored.");
                     return Ok(e);
@@ -79,20 +97,20 @@ fn restore_engine(cfg: &EngineConfig, state: Option<&StateDir>, name: &str) -> R
             Err(e) => tracing::warn!(checkpoint = name, error = %e, "Checkpoint unreadable; starting cold."),
         }
     }
-    Engine::new(cfg.clone()).map_err(|e| LiveError::Engine(e.to_string()))
+    Engine::with_pack(cfg.clone(), pack).map_err(|e| LiveError::Engine(e.to_string()))
 }
 
-fn alert_sink(out: &OutputConfig) -> Box<dyn AlertSink> {
+pub(crate) fn alert_sink(out: &OutputConfig) -> Box<dyn AlertSink> {
     match &out.alerts_file {
         Some(p) => Box::new(FileAlertSink::new(p, out.format)),
         None => Box::new(StdoutSink::new(out.format)),
     }
 }
 
-/// Runs the HTTP-fed detector until `shutdown` resolves; then stops intake, finishes in-flight
-/// requests and writes a final checkpoint. `on_ready` receives the bound address.
-pub async fn run_http(
-    opts: HttpOptions,
+/// Runs the live detector until `shutdown` resolves; then stops intake, finishes in-flight work and
+/// writes a final checkpoint (and, with Kafka, commits). `on_ready` receives the bound HTTP address.
+pub async fn run(
+    opts: LiveOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), LiveError> {
@@ -100,49 +118,92 @@ pub async fn run_http(
     if let Some(s) = &opts.state {
         s.validate()?;
     }
+    if let Some(k) = &opts.kafka {
+        k.validate()?;
+    }
     opts.engine.validate().map_err(|e| LiveError::Engine(e.to_string()))?;
-    let state = opts.state.as_ref().map(|s| StateDir::open(&s.dir)).transpose()?;
-    let engine = restore_engine(&opts.engine, state.as_ref(), CHECKPOINT_NAME)?;
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
 
-    let rejects: Box<dyn RejectSink> = Box::new(FileLines::new(&opts.output.dead_letter_file));
-    let worker = Worker {
-        processor: Processor::new(engine),
-        alerts: alert_sink(&opts.output),
-        rejects,
-        metrics: Arc::clone(&metrics),
-        sources: vec!["http".into(), "otlp".into()],
-        state,
+    // Rules: compiled before anything starts (a broken pack is an error here), then watched.
+    let (pack, packs, watcher) = match &opts.rules_path {
+        Some(path) => {
+            let (w, rx) = PackWatcher::start(path.clone(), Arc::clone(&metrics)).map_err(LiveError::Rules)?;
+            let updates = PackUpdates::new(rx);
+            let pack = updates.current().expect("a watched pack is present");
+            (pack, updates, Some(w.spawn(Arc::clone(&stop))))
+        }
+        None => (Arc::new(vigil_detector::rules::default_pack()), PackUpdates::none(), None),
     };
-    let (tx, rx) = mpsc::channel::<Job>(opts.http.max_queued_batches);
-    let engine_thread = std::thread::Builder::new()
-        .name("vigil-engine".into())
-        .spawn(move || worker.run(rx))
-        .map_err(|e| LiveError::Server(e.to_string()))?;
+    let state = opts.state.as_ref().map(|s| StateDir::open(&s.dir)).transpose()?;
 
-    // Periodic checkpoints (a job, so the engine is consistent between batches).
+    // The engine side: a worker serving HTTP ingest jobs, or the Kafka consumer loop.
+    let (jobs, engine_thread) = match &opts.kafka {
+        None => {
+            let engine = restore_engine(&opts.engine, pack, state.as_ref(), CHECKPOINT_NAME)?;
+            let worker = Worker {
+                processor: Processor::new(engine),
+                alerts: alert_sink(&opts.output),
+                rejects: Box::new(FileLines::new(&opts.output.dead_letter_file)) as Box<dyn RejectSink>,
+                metrics: Arc::clone(&metrics),
+                sources: vec!["http".into(), "otlp".into()],
+                state,
+                packs,
+            };
+            let (tx, rx) = mpsc::channel::<Job>(opts.http.max_queued_batches);
+            let t = std::thread::Builder::new()
+                .name("vigil-engine".into())
+                .spawn(move || {
+                    worker.run(rx);
+                    Ok(())
+                })
+                .map_err(|e| LiveError::Server(e.to_string()))?;
+            (Some(tx), t)
+        }
+        Some(k) => {
+            let kopts = kafka::KafkaOptions {
+                kafka: k.clone(),
+                engine: opts.engine.clone(),
+                output: opts.output.clone(),
+                pack,
+                state_dir: state,
+            };
+            let (m, s, r) = (Arc::clone(&metrics), Arc::clone(&stop), Arc::clone(&ready));
+            let t = std::thread::Builder::new()
+                .name("vigil-kafka".into())
+                .spawn(move || kafka::run(kopts, m, packs, s, r).map_err(LiveError::from))
+                .map_err(|e| LiveError::Server(e.to_string()))?;
+            (None, t)
+        }
+    };
+
+    // Periodic checkpoints of the HTTP-fed engine (a job, so the engine is consistent between batches).
     let checkpoint_every = opts.state.as_ref().map(|s| Duration::from_secs(s.checkpoint_interval_secs));
-    let ticker = checkpoint_every.map(|every| {
-        let tx = tx.clone();
-        let metrics = Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            let mut since = std::time::Instant::now();
-            loop {
+    let ticker = match (&jobs, checkpoint_every) {
+        (Some(tx), Some(every)) => {
+            let tx = tx.clone();
+            let metrics = Arc::clone(&metrics);
+            Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
                 tick.tick().await;
-                metrics.checkpoint_age_seconds.set(since.elapsed().as_secs_f64());
-                if tx.send(Job::Checkpoint { reply: None }).await.is_err() {
-                    break;
+                let mut since = std::time::Instant::now();
+                loop {
+                    tick.tick().await;
+                    metrics.checkpoint_age_seconds.set(since.elapsed().as_secs_f64());
+                    if tx.send(Job::Checkpoint { reply: None }).await.is_err() {
+                        break;
+                    }
+                    since = std::time::Instant::now();
                 }
-                since = std::time::Instant::now();
-            }
-        })
-    });
+            }))
+        }
+        _ => None,
+    };
 
+    let http_ingest = jobs.is_some();
     let state = Arc::new(http::HttpState {
-        jobs: tx,
+        jobs,
         metrics: Arc::clone(&metrics),
         bearer_token: opts.http.bearer_token.clone(),
         ready: Arc::clone(&ready),
@@ -153,19 +214,51 @@ pub async fn run_http(
         .await
         .map_err(|e| LiveError::Listen { addr: addr.to_string(), error: e })?;
     let bound = listener.local_addr().map_err(|e| LiveError::Listen { addr: addr.to_string(), error: e })?;
-    ready.store(true, Ordering::Release);
+    if http_ingest {
+        ready.store(true, Ordering::Release);
+    }
     tracing::info!(addr = %bound, "Listening.");
     on_ready(bound);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| LiveError::Server(e.to_string()))?;
+
+    // The Kafka thread ending on its own (a broker it cannot reach at start) ends the detector.
+    let kafka_failed = Arc::new(tokio::sync::Notify::new());
+    let serve = axum::serve(listener, app).with_graceful_shutdown({
+        let kafka_failed = Arc::clone(&kafka_failed);
+        async move {
+            tokio::select! {
+                _ = shutdown => {},
+                _ = kafka_failed.notified() => {},
+            }
+        }
+    });
+    let engine_done = {
+        let stop = Arc::clone(&stop);
+        tokio::task::spawn_blocking(move || {
+            // Wait for the engine thread, polling so the server can be told when Kafka mode ends early.
+            while !engine_thread.is_finished() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let r = engine_thread.join().unwrap_or_else(|_| Err(LiveError::Server("engine thread panicked".into())));
+            if !stop.load(Ordering::Acquire) {
+                kafka_failed.notify_one();
+            }
+            r
+        })
+    };
+    serve.await.map_err(|e| LiveError::Server(e.to_string()))?;
     tracing::info!("Intake stopped; finishing in-flight work.");
     ready.store(false, Ordering::Release);
+    stop.store(true, Ordering::Release);
     if let Some(t) = ticker {
         t.abort();
     }
-    // The last sender goes with the state: the engine thread drains its queue, checkpoints and ends.
+    // The last job sender goes with the HTTP state: the worker drains its queue, checkpoints and ends.
     drop(state);
-    let _ = tokio::task::spawn_blocking(move || engine_thread.join()).await;
-    Ok(())
+    let result = engine_done.await.map_err(|e| LiveError::Server(e.to_string()))?;
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
+    result
 }
 
 /// Resolves on SIGTERM or SIGINT.

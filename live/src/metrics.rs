@@ -24,6 +24,8 @@ pub struct Metrics {
     /// Messages behind the high watermark, per topic and partition.
     pub consumer_lag: IntGaugeVec,
     pub agents_tracked: IntGauge,
+    /// Kafka partitions this instance currently owns.
+    pub partitions_assigned: IntGauge,
     /// Seconds since the last completed checkpoint.
     pub checkpoint_age_seconds: Gauge,
     pub checkpoints: IntCounterVec,
@@ -67,6 +69,9 @@ impl Metrics {
         r.register(Box::new(consumer_lag.clone())).expect("registered once");
         let agents_tracked = IntGauge::new("vigil_agents_tracked", "Agents whose state is tracked.").expect("valid");
         r.register(Box::new(agents_tracked.clone())).expect("registered once");
+        let partitions_assigned =
+            IntGauge::new("vigil_partitions_assigned", "Kafka partitions this instance owns.").expect("valid");
+        r.register(Box::new(partitions_assigned.clone())).expect("registered once");
         let checkpoint_age_seconds =
             Gauge::new("vigil_checkpoint_age_seconds", "Seconds since the last completed checkpoint.").expect("valid");
         r.register(Box::new(checkpoint_age_seconds.clone())).expect("registered once");
@@ -85,6 +90,7 @@ impl Metrics {
             processing_seconds,
             consumer_lag,
             agents_tracked,
+            partitions_assigned,
             checkpoint_age_seconds,
             checkpoints: counter_vec(&r, "vigil_checkpoints_total", "Checkpoints written, by outcome.", &["outcome"]),
             reloads: counter_vec(

@@ -49,18 +49,37 @@ impl Processor {
 
     /// Processes one record at wall-clock time `now_ms`.
     pub fn process(&mut self, rec: &Record, sources: &SourceNames, now_ms: i64) -> Outcome {
+        self.process_bytes(
+            &rec.bytes,
+            rec.key.as_deref(),
+            Position { source: rec.source, offset: rec.offset },
+            sources,
+            now_ms,
+        )
+    }
+
+    /// Processes one message in place (a Kafka payload is not copied): `key` is the message key, which
+    /// must equal `agent_id` when present.
+    pub fn process_bytes(
+        &mut self,
+        bytes: &[u8],
+        key: Option<&[u8]>,
+        pos: Position,
+        sources: &SourceNames,
+        now_ms: i64,
+    ) -> Outcome {
         let reject = |r: Reject| {
             let mut line = String::with_capacity(256);
-            let name = sources.get(rec.source as usize).map(String::as_str).unwrap_or("");
-            write_record(&mut line, &r, name, rec.offset, &rec.bytes);
+            let name = sources.get(pos.source as usize).map(String::as_str).unwrap_or("");
+            write_record(&mut line, &r, name, pos.offset, bytes);
             Outcome::Rejected { line, reason: r.reason }
         };
-        let ev = match decode(&rec.bytes, &self.limits) {
+        let ev = match decode(bytes, &self.limits) {
             Ok(ev) => ev,
             Err(r) => return reject(r),
         };
-        if let Some(key) = &rec.key {
-            if key.as_slice() != ev.agent_id.as_bytes() {
+        if let Some(key) = key {
+            if key != ev.agent_id.as_bytes() {
                 return reject(Reject::new(
                     Reason::KeyMismatch,
                     format!("message key {:?} differs from agent_id {:?}", String::from_utf8_lossy(key), ev.agent_id),
@@ -77,7 +96,7 @@ impl Processor {
                 ),
             ));
         }
-        let verdict = self.engine.process(&ev, Position { source: rec.source, offset: rec.offset });
+        let verdict = self.engine.process(&ev, pos);
         Outcome::Scored { verdict: Box::new(verdict) }
     }
 }

@@ -270,6 +270,14 @@ impl TopicProducer {
         Ok(())
     }
 
+    /// Sends a tombstone (a key with no value: deletion in a compacted topic).
+    pub fn send_tombstone(&mut self, key: &[u8]) -> Result<(), SinkError> {
+        let rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).key(key);
+        self.producer.send(rec).map_err(|(e, _)| SinkError::Kafka(e.to_string()))?;
+        self.pending += 1;
+        Ok(())
+    }
+
     /// Waits until the broker acknowledged everything sent; fails if any delivery failed.
     pub fn flush(&mut self) -> Result<(), SinkError> {
         if self.pending == 0 {

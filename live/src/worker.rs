@@ -5,6 +5,7 @@
 
 use crate::metrics::Metrics;
 use crate::processor::{BatchCounts, Outcome, Processor, Record};
+use crate::reload::PackUpdates;
 use crate::sinks::{AlertSink, RejectSink, SinkError};
 use crate::store::{Checkpoint, StateDir, StoreError};
 use crate::SourceNames;
@@ -27,10 +28,45 @@ pub struct Worker {
     pub metrics: Arc<Metrics>,
     pub sources: SourceNames,
     pub state: Option<StateDir>,
+    /// Rule packs published by the watcher, applied between jobs.
+    pub packs: PackUpdates,
 }
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Counts an outcome in the metrics and hands its alert or dead-letter record to the sinks (durable
+/// at their next flush). Shared by every source.
+pub fn deliver(
+    outcome: &Outcome,
+    key: Option<&[u8]>,
+    m: &Metrics,
+    alerts: &mut dyn AlertSink,
+    rejects: &mut dyn RejectSink,
+    sources: &SourceNames,
+) -> Result<(), SinkError> {
+    match outcome {
+        Outcome::Rejected { line, reason } => {
+            m.events_rejected.with_label_values(&[reason.code()]).inc();
+            rejects.write(line, key)?;
+        }
+        Outcome::Scored { verdict } => {
+            if verdict.duplicate {
+                m.events_duplicate.inc();
+            } else {
+                m.events_processed.inc();
+            }
+            if verdict.late {
+                m.events_late.inc();
+            }
+            if let Some(alert) = &verdict.alert {
+                m.alerts.with_label_values(&[alert.detector.as_str(), alert.severity.name()]).inc();
+                alerts.write(alert, sources)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Worker {
@@ -42,26 +78,8 @@ impl Worker {
         m.events_received.inc_by(records.len() as u64);
         for rec in records {
             let outcome = self.processor.process(rec, &self.sources, now);
-            if let Some(alert) = counts.add(&outcome) {
-                m.alerts.with_label_values(&[alert.detector.as_str(), alert.severity.name()]).inc();
-                self.alerts.write(alert, &self.sources)?;
-            }
-            match &outcome {
-                Outcome::Rejected { line, reason } => {
-                    m.events_rejected.with_label_values(&[reason.code()]).inc();
-                    self.rejects.write(line, rec.key.as_deref())?;
-                }
-                Outcome::Scored { verdict } => {
-                    if verdict.duplicate {
-                        m.events_duplicate.inc();
-                    } else {
-                        m.events_processed.inc();
-                    }
-                    if verdict.late {
-                        m.events_late.inc();
-                    }
-                }
-            }
+            counts.add(&outcome);
+            deliver(&outcome, rec.key.as_deref(), m, &mut *self.alerts, &mut *self.rejects, &self.sources)?;
         }
         self.rejects.flush()?;
         self.alerts.flush()?;
@@ -84,6 +102,9 @@ impl Worker {
     /// Serves jobs until the queue closes, then writes a final checkpoint.
     pub fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(job) = rx.blocking_recv() {
+            if let Some(pack) = self.packs.take_new() {
+                self.processor.engine.set_pack(pack);
+            }
             match job {
                 Job::Ingest { records, received, reply } => {
                     let r = self.ingest(&records);

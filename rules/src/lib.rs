@@ -87,6 +87,6 @@ pub use default_pack::{default_case_sources, default_pack, default_sources};
 pub use error::{Diagnostic, Diagnostics, RuleError};
 pub use handle::PackHandle;
 pub use json_record::{host_of, port_of, JsonRecord, SCORE_COMPONENTS};
-pub use pack::{Action, Pack, RuleInfo, RuleKind, Severity};
+pub use pack::{read_yaml_files, Action, Pack, RuleInfo, RuleKind, Severity};
 pub use schema::{Dynamic, FieldId, FieldType, Record, Schema};
 pub use state::{RuleMatch, RuleState, MAX_DISTINCT, MAX_ENTRIES, MAX_EVIDENCE, MAX_KEYS, MAX_STEPS};

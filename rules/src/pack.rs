@@ -477,8 +477,9 @@ fn trigger_of(r: &Compiled, kind: Option<FieldId>, tool: Option<FieldId>) -> Tri
     }
 }
 
-/// Reads the `.yaml` files of a pack directory (by name order), or one file.
-pub(crate) fn read_yaml_files(path: &Path) -> Result<Vec<(String, String)>, Diagnostics> {
+/// Reads the `.yaml` files of a pack directory (by name order), or one file, as `(name, text)` pairs
+/// for [`Pack::load_sources`] (a watcher compares them to decide whether to recompile).
+pub fn read_yaml_files(path: &Path) -> Result<Vec<(String, String)>, Diagnostics> {
     let name = path.display().to_string();
     let io = |n: String, e: String| Diagnostics(vec![Diagnostic::new(n, 0, 0, RuleError::Io(e))]);
     let meta = std::fs::metadata(path).map_err(|e| io(name.clone(), e.to_string()))?;

@@ -6,7 +6,7 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vigil_live::{run_http, shutdown_signal, HttpOptions};
+use vigil_live::{shutdown_signal, LiveOptions};
 use vigil_sim::{parse_attack_list, simulate, SimConfig};
 
 #[derive(Args, Debug)]
@@ -29,8 +29,8 @@ pub fn run(a: RunArgs) -> Result<u8> {
         cfg.http.listen.clone_from(l);
         cfg.http.validate().map_err(|e| anyhow!("--listen: {e}"))?;
     }
-    if cfg.kafka.is_some() {
-        return Err(super::not_supported("`vigil run` with [kafka]"));
+    if a.demo && cfg.kafka.is_some() {
+        bail!("--demo feeds the HTTP ingest, which is off with [kafka]");
     }
     if cfg.webhook.is_some() {
         return Err(super::not_supported("[[webhook]] endpoints"));
@@ -38,17 +38,21 @@ pub fn run(a: RunArgs) -> Result<u8> {
     if cfg.models.is_some() {
         return Err(super::not_supported("[models]"));
     }
-    let opts = HttpOptions {
+    let opts = LiveOptions {
         http: cfg.http.clone(),
         engine: cfg.engine_config(),
         output: cfg.output_config(),
         state: cfg.state.clone(),
+        kafka: cfg.kafka.clone(),
+        rules_path: cfg.rules.path.as_ref().map(Into::into),
     };
     let token = cfg.http.bearer_token.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let server = tokio::spawn(run_http(opts, shutdown_signal(), move |addr| {
+        let server = tokio::spawn(vigil_live::run(opts, shutdown_signal(), move |addr| {
+            // Tests and scripts read the address (the port may have been chosen by the system).
+            eprintln!("vigil: listening on http://{addr}");
             let _ = addr_tx.send(addr);
         }));
         if a.demo {

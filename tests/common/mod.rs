@@ -4,6 +4,8 @@
 //! Each test binary compiles this module separately and uses a different subset of it.
 #![allow(dead_code)]
 
+pub mod live;
+
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vigil's main job on the embedded default: simulate a labelled fleet of AI agents, replay it through
+# A backtest: simulate a labelled fleet of AI agents, replay it through
 # the detector, show a few alerts and the evaluation summary. Outputs go to ./demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -92,7 +92,7 @@ impl Calibration {
         if !(self.tail_fraction > 0.0 && self.tail_fraction < 1.0) {
             return Err("calibration tail_fraction must be in (0, 1)".into());
         }
-        if !(self.tail_scale.is_finite() && self.tail_scale > 0.0) || !self.tail_threshold.is_finite() {
+        if !(self.tail_scale.is_finite() && self.tail_scale > 0.0 && self.tail_threshold.is_finite()) {
             return Err("calibration tail must have a finite threshold and a positive scale".into());
         }
         if self.holdout == 0 {

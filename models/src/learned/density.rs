@@ -73,7 +73,7 @@ pub(crate) fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
                 s -= l[i * d + k] * l[j * d + k];
             }
             if i == j {
-                if !(s > 0.0) || !s.is_finite() {
+                if s <= 0.0 || !s.is_finite() {
                     return None;
                 }
                 l[i * d + i] = s.sqrt();

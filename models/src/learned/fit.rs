@@ -22,6 +22,9 @@ const MIN_SD: f64 = 1e-6;
 /// every small change look like many standard deviations.
 const MIN_SCALE: f64 = 0.1;
 
+/// A fitted mixture's weights, means and (row-major) covariances.
+type Mixture = (Vec<f64>, Vec<Vec<f64>>, Vec<Vec<f64>>);
+
 /// What to fit, and what to write into the artifact about it.
 #[derive(Clone, Debug)]
 pub struct FitOptions {
@@ -56,7 +59,7 @@ impl FitOptions {
             holdout_fraction: 0.2,
             max_components: 4,
             reg_covariance: 0.1,
-            seed: 0x5EED_0F_71_61_1E,
+            seed: 0x5EED_0F71_611E,
             fingerprint: String::new(),
             events: 0,
         }
@@ -208,7 +211,8 @@ pub fn fit(rows: &[Vec<f64>], groups: &[u64], opts: &FitOptions) -> Result<(Arti
     };
 
     // Mixtures of 1..=max components; the lowest BIC wins.
-    let mut best: Option<(f64, usize, Vec<f64>, Vec<Vec<f64>>, Vec<Vec<f64>>)> = None;
+    // (BIC, components, weights, means, covariances) of the best mixture so far.
+    let mut best: Option<(f64, usize, Mixture)> = None;
     let mut bic = Vec::new();
     let per_component = d + d * (d + 1) / 2;
     for k in 1..=opts.max_components.max(1) {
@@ -244,10 +248,10 @@ pub fn fit(rows: &[Vec<f64>], groups: &[u64], opts: &FitOptions) -> Result<(Arti
         let b = -2.0 * ll + n_params * n.ln();
         bic.push((k, Some(b)));
         if best.as_ref().is_none_or(|x| b < x.0) {
-            best = Some((b, k, weights, means, covs));
+            best = Some((b, k, (weights, means, covs)));
         }
     }
-    let Some((_, k, weights, means, covs)) = best else {
+    let Some((_, k, (weights, means, covs))) = best else {
         return Err(FitError::Model { class, message: "no number of components converged".into() });
     };
     artifact.weights = weights;
@@ -313,6 +317,23 @@ mod tests {
         let joint = s.score(&[3.0, -3.0, 0.0, 7.0]);
         assert!(joint.p < 1e-6, "{joint:?}");
         assert!(joint.n_top > 0 && joint.top[0].feature <= 1, "a or b deviates most: {joint:?}");
+    }
+
+    #[test]
+    fn one_sided_features_count_only_excess() {
+        let (rows, groups) = data(3000);
+        let mut o = options();
+        o.one_sided = vec![0, 1, 2];
+        let (a, _) = fit(&rows, &groups, &o).unwrap();
+        let s = Scorer::new(&a).unwrap();
+        // Far below on every axis: less activity than usual is no finding for a one-sided model ...
+        let low = s.score(&[-6.0, -6.0, -4.0, 7.0]);
+        assert!(low.p > 0.01, "{low:?}");
+        assert_eq!(low.n_top, 0, "nothing deviates upwards");
+        // ... far above is.
+        let high = s.score(&[9.0, 9.0, 4.0, 7.0]);
+        assert!(high.p < 1e-6, "{high:?}");
+        assert!(high.top[..high.n_top].iter().all(|d| d.z > 0.0));
     }
 
     #[test]

@@ -407,6 +407,14 @@ pub fn reason(
                     d.scored.nll,
                     d.trained_on
                 );
+                if d.pair {
+                    let _ = write!(
+                        out,
+                        " window p={} after a previous window of p={} (two unusual windows in a row);",
+                        fmt_p(d.scored.p),
+                        fmt_p(d.prev_p)
+                    );
+                }
                 for (i, t) in d.scored.top[..d.scored.n_top].iter().enumerate() {
                     let f = t.feature as usize;
                     let name = model::FEATURE_TABLE.get(f).map_or("?", |f| f.0);

@@ -43,6 +43,8 @@ const KINDS: usize = Kind::COUNT - 1;
 /// Events of a class (as of the last barrier) before its windows may raise alerts and teach
 /// training: the class baselines the evidence features rest on must have settled.
 pub const CLASS_WARM_EVENTS: u64 = 2000;
+/// A single window's p-value pays this factor; two unusual windows in a row pay none (see [`observe`]).
+pub const SINGLE_WINDOW_FACTOR: f64 = 10.0;
 /// A per-event p-value adds at most this many decimal orders of magnitude to an evidence feature.
 const MAX_EVIDENCE: f64 = 10.0;
 
@@ -87,6 +89,8 @@ pub const FEATURE_TABLE: [(&str, Transform, &str); N_FEATURES] = [
     ("active_secs", Transform::Log1p, "seconds from first to last event"),
 ];
 pub const N_FEATURES: usize = 28;
+// A scorer holds at most MAX_FEATURES features (fixed-size scratch on the hot path).
+const _: () = assert!(N_FEATURES <= vigil_models::learned::MAX_FEATURES);
 
 /// Features of which only values above what the model expects count (all of them: the attacks this
 /// model is for add activity — more egress, more random payloads, more surprise — and an agent doing
@@ -128,6 +132,8 @@ pub struct FeatureWindow {
     pub evidence: [f32; 4],
     pub first_ts: i64,
     pub last_ts: i64,
+    /// The model's p-value of the agent's window directly before this one (1: none, or not scored).
+    pub prev_p: f64,
 }
 
 impl FeatureWindow {
@@ -156,6 +162,7 @@ impl FeatureWindow {
             evidence: [0.0; 4],
             first_ts: i64::MAX,
             last_ts: i64::MIN,
+            prev_p: 1.0,
         }
     }
 
@@ -351,6 +358,9 @@ impl ShardModels {
 #[derive(Clone, Debug, Default)]
 pub struct Detail {
     pub scored: Scored,
+    /// The p-value of the agent's previous window, and whether the pair of windows decided.
+    pub prev_p: f64,
+    pub pair: bool,
     /// Start of the window (epoch ms) and its events.
     pub window_start_ms: i64,
     pub events: u32,
@@ -360,6 +370,18 @@ pub struct Detail {
 /// The model step of one event (after every other component scored it, before fusion): closes the
 /// agent's window when the event is in a later one — scoring it with the class's model into
 /// `card` — and adds the event to the agent's current window.
+///
+/// Low-and-slow behaviour shows as *several* somewhat unusual windows in a row rather than one
+/// extreme one, and an isolated odd window is what normal agents produce now and then. So the
+/// component's p-value is `min(f · p, max(p, p_prev)²)`: a single window pays a factor `f`
+/// ([`SINGLE_WINDOW_FACTOR`]), while two in a row — `p_prev` is the verdict on the window directly
+/// before, 1 when the agent was silent in it — are judged together (under independence
+/// `P(max(p, p_prev) <= t) = t²`).
+///
+/// A window is judged when the agent's next event falls in a later window. When that event is not in
+/// the very next window (the agent fell silent for a whole window or more), the verdict is *stale*:
+/// it would raise its alert on an unrelated later event, often in another session and hours on. A
+/// stale verdict is still scored (it shows in `--scores`), but may not raise an alert.
 pub fn observe(
     m: &mut ShardModels,
     ctx: &Ctx,
@@ -376,6 +398,8 @@ pub fn observe(
     let w = ts.div_euclid(WINDOW_MS);
     let fw = agent.features.get_or_insert_with(|| Box::new(FeatureWindow::new(w)));
     if w > fw.window {
+        // The event is in the window right after the closing one (see above).
+        let next = w == fw.window + 1;
         if fw.events > 0 {
             let x = fw.vector();
             // Warm-up suppresses alerts, not scoring; training learns only what warm windows look like.
@@ -387,18 +411,26 @@ pub fn observe(
                     x,
                 });
             }
+            let prev_p = fw.prev_p;
             if let Some(model) = set.get(agent.class_hash) {
                 let scored = model.scorer.score(&x);
-                card.get_mut(Comp::Model).set(scored.p, warm);
+                let single = (scored.p * SINGLE_WINDOW_FACTOR).min(1.0);
+                let pair = scored.p.max(prev_p).powi(2);
+                card.get_mut(Comp::Model).set(single.min(pair), warm && next);
+                fw.prev_p = scored.p;
                 card.model = Detail {
                     scored,
+                    prev_p,
+                    pair: pair < single,
                     window_start_ms: fw.window * WINDOW_MS,
                     events: fw.events,
                     trained_on: model.trained_on,
                 };
             }
         }
+        let prev_p = if next { fw.prev_p } else { 1.0 };
         **fw = FeatureWindow::new(w);
+        fw.prev_p = prev_p;
     }
     fw.add(ev, ts, card);
 }
@@ -414,6 +446,7 @@ pub fn display_value(feature: usize, v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::score::CompScore;
 
     #[test]
     fn the_feature_table_is_consistent() {
@@ -422,7 +455,6 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), N_FEATURES, "feature names are unique");
-        assert!(N_FEATURES <= vigil_models::learned::MAX_FEATURES);
         assert_eq!(FEATURE_TABLE[Kind::Metric.index()].0, "metrics", "kind counts come first, in kind order");
     }
 
@@ -449,6 +481,67 @@ mod tests {
         assert!((x[17] - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(x[27], 4f64.ln_1p());
         assert_eq!(display_value(13, x[13]).round(), 999.0);
+    }
+
+    /// A model of one class fitted on quiet windows: every feature a little above zero.
+    fn quiet_model(class: &str) -> Arc<ModelSet> {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut uni = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let rows: Vec<Vec<f64>> = (0..600).map(|_| (0..N_FEATURES).map(|_| uni()).collect()).collect();
+        let groups: Vec<u64> = (0..600).map(|i| i % 40).collect();
+        let names = feature_names();
+        let mut o = vigil_models::learned::FitOptions::new(WINDOW_MODEL, class, FEATURE_VERSION, &names);
+        o.one_sided = one_sided_features();
+        let (a, _) = vigil_models::learned::fit(&rows, &groups, &o).expect("the quiet data fits");
+        Arc::new(ModelSet::from_artifacts(vec![a]).expect("a fitted artifact loads"))
+    }
+
+    /// Feeds a busy window (window 10: many large uploads), then one event in window `close_in`;
+    /// returns the model's verdict on that event and the agent's window afterwards.
+    fn busy_window_closed_in(close_in: i64) -> (CompScore, FeatureWindow) {
+        let mut m = ShardModels::default();
+        m.set(Some(quiet_model("c")));
+        let ctx = Ctx::new(&crate::config::EngineConfig::default());
+        let class_hash = hash_str(ns::CLASS, "c");
+        let mut class = ClassState::new("c", class_hash);
+        class.events = CLASS_WARM_EVENTS;
+        let mut agent = AgentState::new(class_hash);
+        let mut card = Card::default();
+        for i in 0..300 {
+            let ts = 10 * WINDOW_MS + i * 500;
+            let mut ev = Event::new(ts, "a", Kind::Net);
+            ev.dest = Some(format!("host-{i}.example.com:443").into());
+            ev.bytes_out = Some(50_000_000);
+            card.reset();
+            observe(&mut m, &ctx, ts, &mut agent, &class, &ev, &mut card);
+            assert!(!card.get(Comp::Model).applicable, "the window is still open");
+        }
+        let ts = close_in * WINDOW_MS + 1_000;
+        card.reset();
+        observe(&mut m, &ctx, ts, &mut agent, &class, &Event::new(ts, "a", Kind::Message), &mut card);
+        (*card.get(Comp::Model), (**agent.features.as_ref().expect("the agent has a window")).clone())
+    }
+
+    #[test]
+    fn a_window_closed_by_the_next_window_may_alert() {
+        let (verdict, next) = busy_window_closed_in(11);
+        assert!(verdict.applicable && verdict.warm, "{verdict:?}");
+        assert!(verdict.p < 1e-3, "a busy window is unusual for a quiet class: {verdict:?}");
+        assert!(next.prev_p < 1e-3, "the next window pairs with it: {}", next.prev_p);
+    }
+
+    #[test]
+    fn a_stale_window_is_scored_but_may_not_alert() {
+        // The agent fell silent for two windows: the verdict would land on an unrelated event.
+        let (verdict, next) = busy_window_closed_in(13);
+        assert!(verdict.applicable && !verdict.warm, "{verdict:?}");
+        assert!(verdict.p < 1e-3, "still scored: {verdict:?}");
+        assert_eq!(next.prev_p, 1.0, "windows apart are not a pair");
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Cost of a learned window model: scoring one feature vector, and fitting a model.
 //!
 //! What it proves: scoring a closed feature window with a fitted Gaussian mixture of the size `vigil
-//! train` produces (28 features, 4 full-covariance components) costs about a microsecond — and it
-//! happens once per agent per window (300 s of event time), not per event — so models cannot cost
-//! replay throughput through scoring; what they cost per event is the feature bookkeeping, measured
-//! end to end in `benches/README.md`. The second benchmark is the fit itself (linfa EM with k-means
-//! initialisation, components 1 to 4 chosen by BIC, calibration) on 4,000 vectors, the size of one class
-//! of a 48-hour, 200-agent training fleet.
+//! train` produces (28 features, up to 4 full-covariance components) costs a couple of microseconds —
+//! and it happens once per agent per window (300 s of event time), not per event — so scoring cannot
+//! cost replay throughput; what models cost per event is the feature bookkeeping, measured end to end
+//! (replay with and without `--models`) in `models/README.md`. The second benchmark is the fit itself
+//! (linfa EM with k-means initialisation, components 1 to 4 chosen by BIC, calibration) on 4,000
+//! vectors, about the size of the largest class of a 24-hour, 200-agent training fleet.
 //!
 //! Read the scoring result as vectors/s (`Throughput::Elements`); ns/vector = 1e9 / that.
 

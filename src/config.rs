@@ -46,6 +46,14 @@ pub struct RulesSection {
     pub path: Option<String>,
 }
 
+/// `[models]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsSection {
+    /// A directory of model artifacts written by `vigil train` (`--models` overrides it in `vigil replay`).
+    pub dir: Option<String>,
+}
+
 /// The whole file. Sections owned by features not built yet are accepted as tables and refused by
 /// the commands that would need them.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -57,7 +65,7 @@ pub struct Config {
     pub output: OutputSection,
     pub http: HttpConfig,
     pub rules: RulesSection,
-    pub models: Option<toml::Table>,
+    pub models: Option<ModelsSection>,
     pub kafka: Option<KafkaConfig>,
     pub state: Option<StateConfig>,
     pub webhook: Option<Vec<toml::Table>>,

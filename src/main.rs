@@ -56,8 +56,10 @@ enum Command {
     )]
     Rules(cmd::RulesCommand),
     /// Fits learned models on recorded normal runs.
-    #[command(after_help = "Example:\n  vigil train --out models/ normal-week.jsonl.zst")]
-    Train(cmd::TrainArgs),
+    #[command(
+        after_help = "Examples:\n  vigil train --out models/ normal-week.jsonl.zst\n  vigil replay --models models/ --labels labels.jsonl --report report.json fleet.jsonl"
+    )]
+    Train(cmd::train::TrainArgs),
     /// Webhook utilities.
     #[command(subcommand)]
     Webhook(cmd::WebhookCommand),
@@ -82,7 +84,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => cmd::replay::run(*a),
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Rules(c) => cmd::rules(c),
-        Command::Train(a) => cmd::train(a),
+        Command::Train(a) => cmd::train::run(a),
         Command::Webhook(c) => cmd::webhook(c),
     };
     match result {

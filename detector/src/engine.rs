@@ -22,6 +22,7 @@ pub enum RestoreError {
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
 }
+use crate::score::model::{FeatureRow, ModelSet};
 use std::sync::Arc;
 use vigil_rules::Pack;
 
@@ -32,6 +33,7 @@ pub struct Engine {
     /// Events processed since the last barrier.
     since_sync: usize,
     pack: Arc<Pack>,
+    models: Option<Arc<ModelSet>>,
 }
 
 impl Engine {
@@ -46,7 +48,7 @@ impl Engine {
         let cfg = Arc::new(cfg);
         let shards = (0..cfg.engine.shards).map(|i| Shard::new(Arc::clone(&cfg), i, Arc::clone(&pack))).collect();
         let classes = ClassTable::new(cfg.engine.max_classes);
-        Ok(Engine { cfg, shards, classes, since_sync: 0, pack })
+        Ok(Engine { cfg, shards, classes, since_sync: 0, pack, models: None })
     }
 
     /// Replaces the rule pack atomically between events (hot reload).
@@ -55,6 +57,26 @@ impl Engine {
             s.set_pack(Arc::clone(&pack));
         }
         self.pack = pack;
+    }
+
+    /// Replaces the learned models atomically between events (hot reload); `None` turns them off.
+    /// Per-agent feature windows carry over: they do not depend on the models.
+    pub fn set_models(&mut self, models: Option<Arc<ModelSet>>) {
+        for s in &mut self.shards {
+            s.set_models(models.clone());
+        }
+        self.models = models;
+    }
+
+    /// The learned models in use.
+    pub fn models(&self) -> Option<&Arc<ModelSet>> {
+        self.models.as_ref()
+    }
+
+    /// Feature vectors gathered by a collecting model set ([`ModelSet::collector`]), shard by shard,
+    /// leaving none.
+    pub fn take_feature_rows(&mut self) -> Vec<FeatureRow> {
+        self.shards.iter_mut().flat_map(|s| s.take_feature_rows()).collect()
     }
 
     /// The rule pack in use.
@@ -157,7 +179,7 @@ impl Engine {
         let mut classes = snap.classes;
         classes.validate_restored(cfg.engine.max_classes).map_err(SnapshotError::Payload)?;
         let since_sync = (snap.since_sync as usize).min(cfg.engine.class_sync_events.saturating_sub(1));
-        Ok(Engine { cfg, shards, classes, since_sync, pack })
+        Ok(Engine { cfg, shards, classes, since_sync, pack, models: None })
     }
 
     /// Agents currently tracked, over all shards.

@@ -4,7 +4,7 @@
 use crate::alert::{Evidence, PayloadEvidence, Position};
 use crate::config::{EvidenceConfig, PayloadEvidence as PayloadMode};
 use crate::event::{Event, Kind, Outcome};
-use crate::score::{fmt_p, novelty, Card, Comp};
+use crate::score::{fmt_p, model, novelty, Card, Comp};
 use crate::state::{ClassState, PrevEvent, ValueField};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -144,6 +144,22 @@ fn tag_names(comp: Comp, ev: &Event, card: &Card) -> Vec<&'static str> {
             }
         }
         Comp::ClassChange => vec!["identity"],
+        Comp::Model => {
+            // What the most deviating feature is about.
+            let d = &card.model.scored;
+            let top = (d.n_top > 0).then(|| d.top[0].feature as usize);
+            match top.and_then(|i| model::FEATURE_TABLE.get(i)).map(|f| f.0) {
+                Some(
+                    "entropy_mean" | "entropy_max" | "random_bytes_total" | "entropy_evidence" | "bytes_out_total"
+                    | "net_events" | "distinct_dests",
+                ) => vec!["exfiltration"],
+                Some("denied_ratio" | "privileged_ratio" | "auth_events" | "process_events") => {
+                    vec!["privilege-escalation"]
+                }
+                Some("llm_calls" | "tokens_total" | "tokens_per_call" | "numeric_evidence") => vec!["resource-abuse"],
+                _ => vec!["behaviour-change"],
+            }
+        }
     }
 }
 
@@ -231,6 +247,30 @@ pub fn title(comp: Comp, ev: &Event, card: &Card, window_secs: u64, old_class: &
         Comp::ClassChange => {
             format!("Agent class changed from {} to {}", truncate(old_class, 80), truncate(ev.class(), 80))
         }
+        Comp::Model => {
+            let d = &card.model.scored;
+            let names: Vec<&str> = d.top[..d.n_top]
+                .iter()
+                .filter_map(|t| model::FEATURE_TABLE.get(t.feature as usize).map(|f| f.2))
+                .collect();
+            format!(
+                "Unusual combination of activity in {}s for class {}: {}",
+                model::WINDOW_SECS,
+                truncate(ev.class(), 80),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// A feature value in explanations: whole numbers as such, else three significant digits.
+fn fmt_feature(v: f64) -> String {
+    if v.abs() >= 100.0 || (v.fract() == 0.0 && v.abs() < 1e15) {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
     }
 }
 
@@ -354,6 +394,39 @@ pub fn reason(
                     truncate(old_class, 80),
                     truncate(ev.class(), 80)
                 );
+            }
+            Comp::Model => {
+                let d = &card.model;
+                let _ = write!(
+                    out,
+                    "the agent's {}s window of {} events from {} is unusual for class {} as a whole (negative log-likelihood {:.1} nats; model fitted on {} normal windows); most deviating:",
+                    model::WINDOW_SECS,
+                    d.events,
+                    crate::time::format_rfc3339_ms(d.window_start_ms),
+                    truncate(ev.class(), 80),
+                    d.scored.nll,
+                    d.trained_on
+                );
+                if d.pair {
+                    let _ = write!(
+                        out,
+                        " window p={} after a previous window of p={} (two unusual windows in a row);",
+                        fmt_p(d.scored.p),
+                        fmt_p(d.prev_p)
+                    );
+                }
+                for (i, t) in d.scored.top[..d.scored.n_top].iter().enumerate() {
+                    let f = t.feature as usize;
+                    let name = model::FEATURE_TABLE.get(f).map_or("?", |f| f.0);
+                    let _ = write!(
+                        out,
+                        "{} {name} {} vs typical {} ({:+.1} sd)",
+                        if i == 0 { "" } else { "," },
+                        fmt_feature(model::display_value(f, t.value)),
+                        fmt_feature(model::display_value(f, t.typical)),
+                        t.z
+                    );
+                }
             }
         }
         if let Some(a) = card.acc.get(c as usize).filter(|a| a.evidence > 0.0 && a.p < 1.0) {

@@ -112,7 +112,7 @@ impl RuleSchema {
         }
         add("privileged", FieldType::Bool, Field::Privileged);
         for c in Comp::ALL {
-            add(&format!("score.{}", c.name()), FieldType::Num, Field::Score(c));
+            add(&format!("score.{}", c.rule_name()), FieldType::Num, Field::Score(c));
         }
         add("score", FieldType::Num, Field::ScoreFused);
         schema.dynamic_prefix("attrs.");

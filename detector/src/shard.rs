@@ -165,6 +165,7 @@ pub struct Shard {
     card: Card,
     pack: Arc<Pack>,
     matches: Vec<RuleMatch>,
+    models: score::model::ShardModels,
     tick: u64,
     stats: ShardStats,
 }
@@ -240,6 +241,7 @@ impl Shard {
             card: Card::default(),
             pack,
             matches: Vec::new(),
+            models: Default::default(),
             tick: 0,
             stats: ShardStats::default(),
         }
@@ -257,6 +259,16 @@ impl Shard {
     /// Replaces the rule pack (between events). Rule state of unchanged rules carries over.
     pub fn set_pack(&mut self, pack: Arc<Pack>) {
         self.pack = pack;
+    }
+
+    /// Replaces the learned models (between events); `None` turns them off.
+    pub fn set_models(&mut self, models: Option<Arc<score::model::ModelSet>>) {
+        self.models.set(models);
+    }
+
+    /// Feature vectors gathered by a collecting model set (training), leaving none.
+    pub fn take_feature_rows(&mut self) -> Vec<score::model::FeatureRow> {
+        self.models.take_rows()
     }
 
     /// What this shard would teach classes since the last barrier.
@@ -385,6 +397,7 @@ impl Shard {
             card.get_mut(Comp::ClassChange).set(CLASS_CHANGE_P, true);
         }
         score::evidence::score(&ctx, ts, agent, class, card);
+        score::model::observe(&mut self.models, &ctx, ts, agent, class, ev, card);
 
         // Fuse: all applicable components for the score, warm ones for the alert decision.
         let mut all = [1.0f64; Comp::COUNT];

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 const MAGIC: &[u8; 8] = b"VIGILSNP";
 /// Bumped whenever the layout of any state type changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a snapshot cannot be restored.
 #[derive(Debug, Error, PartialEq)]

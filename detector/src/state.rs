@@ -249,6 +249,8 @@ pub struct AgentState {
     pub prev: PrevEvent,
     /// Windows and sequences of stateful rules (empty: 8 bytes).
     pub rules: vigil_rules::RuleState,
+    /// The current feature window of the learned models (allocated only when models are loaded).
+    pub features: Option<Box<crate::score::model::FeatureWindow>>,
 }
 
 impl AgentState {
@@ -282,6 +284,7 @@ impl AgentState {
             last_contain_ts: i64::MIN,
             prev: PrevEvent::default(),
             rules: Default::default(),
+            features: None,
         }
     }
 

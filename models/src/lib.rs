@@ -24,6 +24,7 @@ pub mod calibrate;
 pub mod counts;
 pub mod entropy;
 pub mod fusion;
+pub mod learned;
 pub mod markov;
 pub mod moments;
 pub mod novelty;

@@ -17,6 +17,7 @@ pub mod distinct;
 pub mod eval;
 pub mod input;
 pub mod merge;
+pub mod train;
 
 use distinct::DistinctCounter;
 use eval::{AlertRef, Evaluator};
@@ -36,6 +37,7 @@ use vigil_detector::decode::{decode, Limits, Reason, Reject};
 use vigil_detector::engine::shard_of;
 use vigil_detector::hash::{hash_str, ns};
 use vigil_detector::output::write_score_line;
+use vigil_detector::score::model::ModelSet;
 use vigil_detector::{Alert, Engine, EngineConfig, Event, Position, Shard};
 use vigil_rules::Pack;
 
@@ -84,6 +86,8 @@ pub struct ReplayOptions {
     pub batch_bytes: usize,
     /// The rule pack (default: the built-in pack).
     pub pack: Option<Arc<Pack>>,
+    /// Learned models (default: none).
+    pub models: Option<Arc<ModelSet>>,
 }
 
 impl ReplayOptions {
@@ -100,6 +104,7 @@ impl ReplayOptions {
             progress: false,
             batch_bytes: 4 << 20,
             pack: None,
+            models: None,
         }
     }
 }
@@ -451,6 +456,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         Some(p) => Engine::with_pack(opts.engine.clone(), Arc::clone(p))?,
         None => Engine::new(opts.engine.clone())?,
     };
+    engine.set_models(opts.models.clone());
     let limits =
         Limits { max_event_bytes: opts.engine.engine.max_event_bytes, max_depth: opts.engine.engine.max_depth };
 

@@ -4,9 +4,10 @@ pub mod replay;
 pub mod rules;
 pub mod run;
 pub mod simulate;
+pub mod train;
 
 use anyhow::{bail, Result};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
@@ -20,22 +21,6 @@ pub enum RulesCommand {
         /// A rule pack directory or file.
         path: String,
     },
-}
-
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// Where the model artifacts go.
-    #[arg(long)]
-    pub out: String,
-    /// Only this agent class.
-    #[arg(long)]
-    pub class: Option<String>,
-    /// Normal data kept aside to calibrate the false-alarm rate.
-    #[arg(long, default_value_t = 0.2)]
-    pub holdout_fraction: f64,
-    /// Recorded normal runs (JSON Lines, .gz/.zst, or - for stdin).
-    #[arg(required = true)]
-    pub inputs: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,10 +53,6 @@ pub fn rules(c: RulesCommand) -> Result<u8> {
         RulesCommand::Check { path } => rules::check(&path),
         RulesCommand::Test { path } => rules::test(&path),
     }
-}
-
-pub fn train(_a: TrainArgs) -> Result<u8> {
-    bail!(not_supported("`vigil train`"))
 }
 
 pub fn webhook(_c: WebhookCommand) -> Result<u8> {

@@ -185,7 +185,6 @@ fn parse_gate(s: &str) -> Result<Gate> {
 
 pub fn run(a: ReplayArgs) -> Result<u8> {
     for (given, what) in [
-        (a.models.is_some(), "--models"),
         (a.kafka_topic.is_some() || a.from.is_some() || a.to.is_some(), "--kafka-topic"),
         (a.enforce_webhooks, "--enforce-webhooks"),
     ] {
@@ -219,6 +218,8 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
     opts.labels = a.labels;
     opts.report = a.report;
     opts.dead_letter = a.dead_letter;
+    let models_dir = a.models.as_deref().or(cfg.models.as_ref().and_then(|m| m.dir.as_deref()));
+    opts.models = models_dir.map(super::train::load_models).transpose()?;
     opts.threads =
         a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     opts.progress = true;

@@ -10,6 +10,7 @@
 pub mod entropy;
 pub mod escalation;
 pub mod evidence;
+pub mod model;
 pub mod novelty;
 pub mod numeric;
 pub mod rate;
@@ -42,10 +43,12 @@ pub enum Comp {
     Metric,
     FirstSeen,
     ClassChange,
+    /// A learned model's score of the agent's last feature window (`model:window`; only with models).
+    Model,
 }
 
 impl Comp {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     pub const ALL: [Comp; Comp::COUNT] = [
         Comp::Rate,
         Comp::Tokens,
@@ -55,6 +58,7 @@ impl Comp {
         Comp::Metric,
         Comp::FirstSeen,
         Comp::ClassChange,
+        Comp::Model,
     ];
 
     /// The name used as `detector` and in `components`.
@@ -68,6 +72,15 @@ impl Comp {
             Comp::Metric => "metric",
             Comp::FirstSeen => "first_seen",
             Comp::ClassChange => "class_change",
+            Comp::Model => "model:window",
+        }
+    }
+
+    /// The name of the component's score in rule conditions (`score.<name>`).
+    pub fn rule_name(self) -> &'static str {
+        match self {
+            Comp::Model => "model",
+            c => c.name(),
         }
     }
 
@@ -83,6 +96,8 @@ impl Comp {
             Comp::Metric => d.metric,
             Comp::FirstSeen => d.first_seen,
             Comp::ClassChange => d.class_change,
+            // On when a model set is loaded (see `score::model`).
+            Comp::Model => true,
         }
     }
 }
@@ -147,6 +162,7 @@ pub struct Card {
     pub entropy: entropy::Detail,
     pub escalation: escalation::Detail,
     pub novelty: novelty::Detail,
+    pub model: model::Detail,
     /// Accumulated evidence per component (the first [`crate::state::ACCUMULATED`] components).
     pub acc: [evidence::Accumulated; Comp::COUNT],
 }

@@ -159,5 +159,5 @@ fn the_rule_pack_is_reloaded_when_it_changes() {
     });
     assert_eq!(d.post("/v1/events", net("s4", "second").as_bytes(), &[]).0, 200);
     wait_for(10, "the kept rule's alert", || (fired(&d, "egress-to-second") == 2).then_some(()));
-    assert!(d.log_text().contains("Rule pack refused"), "{}", d.log_text());
+    assert!(d.log_text().contains("Reload refused"), "{}", d.log_text());
 }

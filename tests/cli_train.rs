@@ -177,3 +177,38 @@ fn bad_train_options_and_model_directories_exit_2() {
         assert!(err.contains(says), "{dir_arg}: {err}");
     }
 }
+
+/// `vigil run` with `[models] dir`: the same alerts as `replay --models` over the same events; a
+/// broken artifact written while it runs is refused (log line and metric) and the models in use stay.
+#[test]
+fn the_live_detector_scores_with_models_and_refuses_a_broken_reload() {
+    use common::live::{wait_for, Detector};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_exit(&train(d, &normal_fleet(d), "models", &[]), 0);
+    let attacked =
+        simulate(d, "fleet.jsonl", &["--agents", "40", "--duration", "2h", "--seed", "6", "--attacks", "all"], false);
+    let (reference, _) = replay(d, &attacked, "ref", &["--models", "models"]);
+    let ids = |text: &str| -> Vec<String> {
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_string()).collect()
+    };
+    let reference = ids(&String::from_utf8(reference).unwrap());
+
+    std::fs::write(d.join("vigil.toml"), "[models]\ndir = \"models\"\n").unwrap();
+    let live = Detector::start(d, &["--config", "vigil.toml"]);
+    for chunk in lines(&attacked).chunks(500) {
+        let (status, text) = live.post("/v1/events", (chunk.join("\n") + "\n").as_bytes(), &[]);
+        assert_eq!(status, 200, "{text}");
+    }
+    assert_eq!(ids(&live.stdout_lines().join("\n")), reference, "live and replay agree with models on");
+
+    let first = artifacts(&d.join("models"))[0].clone();
+    let mut broken = read_json(&first);
+    broken["feature_version"] = serde_json::json!(999);
+    std::fs::write(&first, serde_json::to_string(&broken).unwrap()).unwrap();
+    wait_for(30, "a refused reload", || {
+        (live.metric("vigil_reloads_total{kind=\"models\",outcome=\"error\"}") == Some(1.0)).then_some(())
+    });
+    assert!(live.log_text().contains("Reload refused"), "{}", live.log_text());
+    assert_eq!(live.get("/readyz").0, 200, "the running models stay");
+}

@@ -19,7 +19,7 @@
 use crate::config::{KafkaConfig, OutputConfig};
 use crate::metrics::Metrics;
 use crate::processor::Processor;
-use crate::reload::PackUpdates;
+use crate::reload::{ModelUpdates, PackUpdates};
 use crate::sinks::{AlertSink, FileLines, KafkaAlertSink, RejectSink, SinkError, TopicProducer};
 use crate::store::{Checkpoint, StateDir, StoreError};
 use crate::worker::{deliver, now_ms};
@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vigil_detector::alert::Position;
+use vigil_detector::score::model::ModelSet;
 use vigil_detector::{Engine, EngineConfig};
 use vigil_rules::Pack;
 
@@ -303,6 +304,8 @@ pub struct Partitions {
     group_id: String,
     engine_cfg: EngineConfig,
     pack: Arc<Pack>,
+    /// Learned models every partition's engine scores with.
+    models: Option<Arc<ModelSet>>,
     tasks: BTreeMap<(String, i32), Task>,
     source_of: HashMap<(String, i32), u32>,
     sources: SourceNames,
@@ -369,6 +372,8 @@ impl Partitions {
                 Some(o) => Offset::Offset(o),
                 None => Offset::Stored,
             };
+            let mut engine = engine;
+            engine.set_models(self.models.clone());
             let task =
                 Task { processor: Processor::new(engine), source, next_offset: -1, checkpointed, start, dirty: false };
             self.tasks.insert((topic, partition), task);
@@ -469,6 +474,8 @@ impl Partitions {
                     task.start,
                 ),
             };
+            let mut engine = engine;
+            engine.set_models(self.models.clone());
             task.processor = Processor::new(engine);
             task.dirty = false;
             if let Err(e) = consumer.seek(topic, *partition, offset, KAFKA_TIMEOUT) {
@@ -489,6 +496,13 @@ impl Partitions {
             tracing::info!(topic = %p.0, partition = p.1, "Partition revoked.");
         }
         self.metrics.partitions_assigned.set(self.tasks.len() as i64);
+    }
+
+    fn set_models(&mut self, models: Option<Arc<ModelSet>>) {
+        for t in self.tasks.values_mut() {
+            t.processor.engine.set_models(models.clone());
+        }
+        self.models = models;
     }
 
     fn set_pack(&mut self, pack: Arc<Pack>) {
@@ -574,7 +588,7 @@ pub enum KafkaModeError {
 pub fn run(
     opts: KafkaOptions,
     metrics: Arc<Metrics>,
-    mut packs: PackUpdates,
+    (mut packs, mut models): (PackUpdates, ModelUpdates),
     stop: Arc<AtomicBool>,
     ready: Arc<AtomicBool>,
 ) -> Result<(), KafkaModeError> {
@@ -598,6 +612,7 @@ pub fn run(
         group_id: k.group_id.clone(),
         engine_cfg: opts.engine,
         pack,
+        models: models.current(),
         tasks: BTreeMap::new(),
         source_of: HashMap::new(),
         sources: Vec::new(),
@@ -634,6 +649,9 @@ pub fn run(
     while !stop.load(Ordering::Acquire) {
         if let Some(p) = packs.take_new() {
             parts.lock().expect("partition state lock").set_pack(p);
+        }
+        if let Some(m) = models.take_new() {
+            parts.lock().expect("partition state lock").set_models(Some(m));
         }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}

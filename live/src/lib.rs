@@ -31,7 +31,6 @@ pub type SourceNames = Vec<String>;
 use config::{HttpConfig, KafkaConfig, OutputConfig, StateConfig};
 use metrics::Metrics;
 use processor::Processor;
-use reload::{PackUpdates, PackWatcher};
 use sinks::{AlertSink, FileAlertSink, FileLines, RejectSink, StdoutSink};
 use std::future::Future;
 use std::path::PathBuf;
@@ -41,6 +40,7 @@ use std::time::Duration;
 use store::StateDir;
 use thiserror::Error;
 use tokio::sync::mpsc;
+use vigil_detector::score::model::ModelSet;
 use vigil_detector::{Engine, EngineConfig};
 use vigil_rules::Pack;
 use worker::{Job, Worker, CHECKPOINT_NAME};
@@ -54,6 +54,8 @@ pub enum LiveError {
     Engine(String),
     #[error("rule pack: {0}")]
     Rules(String),
+    #[error("models: {0}")]
+    Models(String),
     #[error("cannot listen on {addr}: {error}")]
     Listen { addr: String, error: std::io::Error },
     #[error(transparent)]
@@ -75,6 +77,8 @@ pub struct LiveOptions {
     pub kafka: Option<KafkaConfig>,
     /// `[rules] path`: watched and reloaded; `None` runs the built-in pack.
     pub rules_path: Option<PathBuf>,
+    /// `[models] dir`: learned model artifacts, watched and reloaded; `None` runs without.
+    pub models_dir: Option<PathBuf>,
 }
 
 /// Restores the engine from the state directory's checkpoint if there is a usable one.
@@ -126,22 +130,19 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
 
-    // Rules: compiled before anything starts (a broken pack is an error here), then watched.
-    let (pack, packs, watcher) = match &opts.rules_path {
-        Some(path) => {
-            let (w, rx) = PackWatcher::start(path.clone(), Arc::clone(&metrics)).map_err(LiveError::Rules)?;
-            let updates = PackUpdates::new(rx);
-            let pack = updates.current().expect("a watched pack is present");
-            (pack, updates, Some(w.spawn(Arc::clone(&stop))))
-        }
-        None => (Arc::new(vigil_detector::rules::default_pack()), PackUpdates::none(), None),
-    };
+    // Rules and models: loaded before anything starts (a broken one is an error here), then watched.
+    let (packs, rules_watcher) =
+        reload::watch::<Pack>(opts.rules_path.as_deref(), &metrics, &stop).map_err(LiveError::Rules)?;
+    let pack = packs.current().unwrap_or_else(|| Arc::new(vigil_detector::rules::default_pack()));
+    let (models, models_watcher) =
+        reload::watch::<ModelSet>(opts.models_dir.as_deref(), &metrics, &stop).map_err(LiveError::Models)?;
     let state = opts.state.as_ref().map(|s| StateDir::open(&s.dir)).transpose()?;
 
     // The engine side: a worker serving HTTP ingest jobs, or the Kafka consumer loop.
     let (jobs, engine_thread) = match &opts.kafka {
         None => {
-            let engine = restore_engine(&opts.engine, pack, state.as_ref(), CHECKPOINT_NAME)?;
+            let mut engine = restore_engine(&opts.engine, pack, state.as_ref(), CHECKPOINT_NAME)?;
+            engine.set_models(models.current());
             let worker = Worker {
                 processor: Processor::new(engine),
                 alerts: alert_sink(&opts.output),
@@ -150,6 +151,7 @@ pub async fn run(
                 sources: vec!["http".into(), "otlp".into()],
                 state,
                 packs,
+                models,
             };
             let (tx, rx) = mpsc::channel::<Job>(opts.http.max_queued_batches);
             let t = std::thread::Builder::new()
@@ -172,7 +174,7 @@ pub async fn run(
             let (m, s, r) = (Arc::clone(&metrics), Arc::clone(&stop), Arc::clone(&ready));
             let t = std::thread::Builder::new()
                 .name("vigil-kafka".into())
-                .spawn(move || kafka::run(kopts, m, packs, s, r).map_err(LiveError::from))
+                .spawn(move || kafka::run(kopts, m, (packs, models), s, r).map_err(LiveError::from))
                 .map_err(|e| LiveError::Server(e.to_string()))?;
             (None, t)
         }
@@ -255,7 +257,7 @@ pub async fn run(
     // The last job sender goes with the HTTP state: the worker drains its queue, checkpoints and ends.
     drop(state);
     let result = engine_done.await.map_err(|e| LiveError::Server(e.to_string()))?;
-    if let Some(w) = watcher {
+    for w in [rules_watcher, models_watcher].into_iter().flatten() {
         let _ = w.join();
     }
     result

@@ -5,7 +5,7 @@
 
 use crate::metrics::Metrics;
 use crate::processor::{BatchCounts, Outcome, Processor, Record};
-use crate::reload::PackUpdates;
+use crate::reload::{ModelUpdates, PackUpdates};
 use crate::sinks::{AlertSink, RejectSink, SinkError};
 use crate::store::{Checkpoint, StateDir, StoreError};
 use crate::SourceNames;
@@ -30,6 +30,7 @@ pub struct Worker {
     pub state: Option<StateDir>,
     /// Rule packs published by the watcher, applied between jobs.
     pub packs: PackUpdates,
+    pub models: ModelUpdates,
 }
 
 pub fn now_ms() -> i64 {
@@ -104,6 +105,9 @@ impl Worker {
         while let Some(job) = rx.blocking_recv() {
             if let Some(pack) = self.packs.take_new() {
                 self.processor.engine.set_pack(pack);
+            }
+            if let Some(models) = self.models.take_new() {
+                self.processor.engine.set_models(Some(models));
             }
             match job {
                 Job::Ingest { records, received, reply } => {

@@ -35,9 +35,6 @@ pub fn run(a: RunArgs) -> Result<u8> {
     if cfg.webhook.is_some() {
         return Err(super::not_supported("[[webhook]] endpoints"));
     }
-    if cfg.models.is_some() {
-        return Err(super::not_supported("[models]"));
-    }
     let opts = LiveOptions {
         http: cfg.http.clone(),
         engine: cfg.engine_config(),
@@ -45,6 +42,7 @@ pub fn run(a: RunArgs) -> Result<u8> {
         state: cfg.state.clone(),
         kafka: cfg.kafka.clone(),
         rules_path: cfg.rules.path.as_ref().map(Into::into),
+        models_dir: cfg.models.as_ref().and_then(|m| m.dir.as_ref()).map(Into::into),
     };
     let token = cfg.http.bearer_token.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -567,7 +567,6 @@ fn options_not_built_yet_exit_2_and_say_so() {
     let events = simulate(d, "fleet.jsonl", &["--events", "100", "--agents", "5"], false);
     for (opt, args) in [
         ("--models", vec!["--models", "x"]),
-        ("--enforce-webhooks", vec!["--enforce-webhooks"]),
         ("--kafka-topic", vec!["--kafka-topic", "x"]),
     ] {
         let alerts = d.join("alerts.jsonl");

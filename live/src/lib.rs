@@ -21,6 +21,7 @@ pub mod processor;
 pub mod reload;
 pub mod sinks;
 pub mod store;
+pub mod webhooks;
 pub mod worker;
 
 pub use processor::Record;
@@ -62,6 +63,8 @@ pub enum LiveError {
     Kafka(#[from] kafka::KafkaModeError),
     #[error("server error: {0}")]
     Server(String),
+    #[error("webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// Everything `vigil run` needs.
@@ -75,6 +78,8 @@ pub struct LiveOptions {
     pub kafka: Option<KafkaConfig>,
     /// `[rules] path`: watched and reloaded; `None` runs the built-in pack.
     pub rules_path: Option<PathBuf>,
+    /// `[[webhook]]` endpoints (their outbox lives in `[state] dir`).
+    pub webhooks: Vec<vigil_webhook::EndpointConfig>,
 }
 
 /// Restores the engine from the state directory's checkpoint if there is a usable one.
@@ -137,6 +142,9 @@ pub async fn run(
         None => (Arc::new(vigil_detector::rules::default_pack()), PackUpdates::none(), None),
     };
     let state = opts.state.as_ref().map(|s| StateDir::open(&s.dir)).transpose()?;
+    let dispatcher = webhooks::start(&opts.webhooks, opts.state.as_ref().map(|s| s.dir.as_path()), &metrics)
+        .map_err(LiveError::Webhooks)?;
+    let submitter = dispatcher.as_ref().map(|d| d.submitter());
 
     // The engine side: a worker serving HTTP ingest jobs, or the Kafka consumer loop.
     let (jobs, engine_thread) = match &opts.kafka {
@@ -144,7 +152,7 @@ pub async fn run(
             let engine = restore_engine(&opts.engine, pack, state.as_ref(), CHECKPOINT_NAME)?;
             let worker = Worker {
                 processor: Processor::new(engine),
-                alerts: alert_sink(&opts.output),
+                alerts: webhooks::with_webhooks(alert_sink(&opts.output), submitter.as_ref()),
                 rejects: Box::new(FileLines::new(&opts.output.dead_letter_file)) as Box<dyn RejectSink>,
                 metrics: Arc::clone(&metrics),
                 sources: vec!["http".into(), "otlp".into()],
@@ -168,6 +176,7 @@ pub async fn run(
                 output: opts.output.clone(),
                 pack,
                 state_dir: state,
+                webhooks: submitter.clone(),
             };
             let (m, s, r) = (Arc::clone(&metrics), Arc::clone(&stop), Arc::clone(&ready));
             let t = std::thread::Builder::new()
@@ -255,6 +264,8 @@ pub async fn run(
     // The last job sender goes with the HTTP state: the worker drains its queue, checkpoints and ends.
     drop(state);
     let result = engine_done.await.map_err(|e| LiveError::Server(e.to_string()))?;
+    // Requests in flight get a moment; whatever is still owed stays in the outbox for the next start.
+    webhooks::shutdown(dispatcher, Duration::from_secs(3)).await;
     if let Some(w) = watcher {
         let _ = w.join();
     }

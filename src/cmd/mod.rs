@@ -4,6 +4,7 @@ pub mod replay;
 pub mod rules;
 pub mod run;
 pub mod simulate;
+pub mod webhook;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
@@ -53,7 +54,10 @@ pub enum WebhookCommand {
         timestamp: String,
         #[arg(long)]
         signature: String,
-        /// File holding the exact request body.
+        /// Check the timestamp against this Unix time instead of the clock (for recorded requests).
+        #[arg(long)]
+        now: Option<i64>,
+        /// File holding the exact request body (`-` for stdin).
         body_file: String,
     },
 }
@@ -74,6 +78,10 @@ pub fn train(_a: TrainArgs) -> Result<u8> {
     bail!(not_supported("`vigil train`"))
 }
 
-pub fn webhook(_c: WebhookCommand) -> Result<u8> {
-    bail!(not_supported("`vigil webhook verify`"))
+pub fn webhook(c: WebhookCommand) -> Result<u8> {
+    match c {
+        WebhookCommand::Verify { secret, id, timestamp, signature, now, body_file } => {
+            webhook::verify_cmd(&secret, &id, &timestamp, &signature, &body_file, now)
+        }
+    }
 }

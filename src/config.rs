@@ -68,7 +68,8 @@ pub struct Config {
     pub models: Option<ModelsSection>,
     pub kafka: Option<KafkaConfig>,
     pub state: Option<StateConfig>,
-    pub webhook: Option<Vec<toml::Table>>,
+    /// `[[webhook]]` endpoints, checked by `vigil_webhook::validate_all` when used.
+    pub webhook: Vec<vigil_webhook::EndpointConfig>,
 }
 
 /// Sections whose scalar keys environment variables may override.

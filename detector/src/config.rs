@@ -118,11 +118,23 @@ pub struct ActionsSection {
     pub medium: Action,
     pub high: Action,
     pub critical: Action,
+    /// Blast-radius cap: most `kill` actions per minute of event time, fleet-wide (per engine).
+    pub max_kills_per_minute: u32,
+    /// Blast-radius cap: most share of a class's tracked agents under kill within the cooldown
+    /// (the first kill in a class is always allowed).
+    pub max_class_kill_share: f64,
 }
 
 impl Default for ActionsSection {
     fn default() -> Self {
-        ActionsSection { low: Action::None, medium: Action::Notify, high: Action::Notify, critical: Action::Contain }
+        ActionsSection {
+            low: Action::None,
+            medium: Action::Notify,
+            high: Action::Notify,
+            critical: Action::Contain,
+            max_kills_per_minute: 10,
+            max_class_kill_share: 0.5,
+        }
     }
 }
 
@@ -194,6 +206,13 @@ impl EngineConfig {
         }
         if e.class_sync_events == 0 {
             return Err(bad("engine.class_sync_events", "must be at least 1"));
+        }
+        let a = &self.actions;
+        if a.max_kills_per_minute == 0 {
+            return Err(bad("actions.max_kills_per_minute", "must be at least 1"));
+        }
+        if !(a.max_class_kill_share > 0.0 && a.max_class_kill_share <= 1.0) {
+            return Err(bad("actions.max_class_kill_share", "must be in (0, 1]"));
         }
         let d = &self.detectors;
         if !(d.alert_score > 0.0 && d.alert_score <= 1.0) {

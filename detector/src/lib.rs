@@ -16,6 +16,7 @@
 //! ```
 
 pub mod alert;
+pub mod blast;
 pub mod classes;
 pub mod config;
 pub mod dead_letter;

@@ -86,6 +86,8 @@ mod tests {
             },
             rules: Vec::new(),
             alert: None,
+            class_agents: 0,
+            notice: None,
         };
         let ev = decode(br#"{"ts":1795756802500,"agent_id":"a","kind":"x"}"#, &Limits::default()).unwrap();
         let mut s = String::new();

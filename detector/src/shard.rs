@@ -74,6 +74,10 @@ pub struct Verdict {
     pub rules: Vec<(String, f32)>,
     /// The alert this event opened, if any.
     pub alert: Option<Alert>,
+    /// Tracked agents of the event's class (as of the last class barrier), for the blast-radius cap.
+    pub class_agents: u32,
+    /// An operator alert (`detector: "vigil"`) to emit after `alert`, set by the blast-radius cap.
+    pub notice: Option<Alert>,
 }
 
 impl Verdict {
@@ -85,6 +89,8 @@ impl Verdict {
             components: [None; Comp::COUNT],
             rules: Vec::new(),
             alert: None,
+            class_agents: 0,
+            notice: None,
         }
     }
 }
@@ -343,6 +349,7 @@ impl Shard {
 
         let agent = &mut self.agents[ai as usize];
         let class = classes.get(class_hash);
+        let class_agents = class.agents;
         let mut sink = ClassSink { hash: class_hash, log: &mut self.log };
         agent.class_hash = class_hash;
         ctx.late = agent.newest_ts != i64::MIN && ts < agent.newest_ts - lateness_ms;
@@ -608,7 +615,16 @@ impl Shard {
         sink.push(ClassOp::Event);
         self.stats.events += 1;
 
-        Verdict { duplicate: false, late: ctx.late, score, components, rules: rules_hit, alert }
+        Verdict {
+            duplicate: false,
+            late: ctx.late,
+            score,
+            components,
+            rules: rules_hit,
+            alert,
+            class_agents,
+            notice: None,
+        }
     }
 }
 

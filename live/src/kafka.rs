@@ -572,6 +572,8 @@ pub struct KafkaOptions {
     pub output: OutputConfig,
     pub pack: Arc<Pack>,
     pub state_dir: Option<StateDir>,
+    /// Containment webhooks: alerts go to their outbox when the alert sink is flushed.
+    pub webhooks: Option<vigil_webhook::Submitter>,
 }
 
 /// What stops Kafka mode from starting.
@@ -598,6 +600,7 @@ pub fn run(
         Some(t) => Box::new(KafkaAlertSink::new(&base, t, opts.output.format)?),
         None => crate::alert_sink(&opts.output),
     };
+    let alerts = crate::webhooks::with_webhooks(alerts, opts.webhooks.as_ref());
     let rejects: Box<dyn RejectSink> = match &k.dead_letter_topic {
         Some(t) => Box::new(TopicProducer::new(&base, t)?),
         None => Box::new(FileLines::new(&opts.output.dead_letter_file)),

@@ -21,6 +21,7 @@ pub mod processor;
 pub mod reload;
 pub mod sinks;
 pub mod store;
+pub mod webhooks;
 pub mod worker;
 
 pub use processor::Record;
@@ -64,6 +65,8 @@ pub enum LiveError {
     Kafka(#[from] kafka::KafkaModeError),
     #[error("server error: {0}")]
     Server(String),
+    #[error("webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// Everything `vigil run` needs.
@@ -79,6 +82,8 @@ pub struct LiveOptions {
     pub rules_path: Option<PathBuf>,
     /// `[models] dir`: learned model artifacts, watched and reloaded; `None` runs without.
     pub models_dir: Option<PathBuf>,
+    /// `[[webhook]]` endpoints (their outbox lives in `[state] dir`).
+    pub webhooks: Vec<vigil_webhook::EndpointConfig>,
 }
 
 /// Restores the engine from the state directory's checkpoint if there is a usable one.
@@ -137,6 +142,9 @@ pub async fn run(
     let (models, models_watcher) =
         reload::watch::<ModelSet>(opts.models_dir.as_deref(), &metrics, &stop).map_err(LiveError::Models)?;
     let state = opts.state.as_ref().map(|s| StateDir::open(&s.dir)).transpose()?;
+    let dispatcher = webhooks::start(&opts.webhooks, opts.state.as_ref().map(|s| s.dir.as_path()), &metrics)
+        .map_err(LiveError::Webhooks)?;
+    let submitter = dispatcher.as_ref().map(|d| d.submitter());
 
     // The engine side: a worker serving HTTP ingest jobs, or the Kafka consumer loop.
     let (jobs, engine_thread) = match &opts.kafka {
@@ -145,7 +153,7 @@ pub async fn run(
             engine.set_models(models.current());
             let worker = Worker {
                 processor: Processor::new(engine),
-                alerts: alert_sink(&opts.output),
+                alerts: webhooks::with_webhooks(alert_sink(&opts.output), submitter.as_ref()),
                 rejects: Box::new(FileLines::new(&opts.output.dead_letter_file)) as Box<dyn RejectSink>,
                 metrics: Arc::clone(&metrics),
                 sources: vec!["http".into(), "otlp".into()],
@@ -170,6 +178,7 @@ pub async fn run(
                 output: opts.output.clone(),
                 pack,
                 state_dir: state,
+                webhooks: submitter.clone(),
             };
             let (m, s, r) = (Arc::clone(&metrics), Arc::clone(&stop), Arc::clone(&ready));
             let t = std::thread::Builder::new()
@@ -257,6 +266,8 @@ pub async fn run(
     // The last job sender goes with the HTTP state: the worker drains its queue, checkpoints and ends.
     drop(state);
     let result = engine_done.await.map_err(|e| LiveError::Server(e.to_string()))?;
+    // Requests in flight get a moment; whatever is still owed stays in the outbox for the next start.
+    webhooks::shutdown(dispatcher, Duration::from_secs(3)).await;
     for w in [rules_watcher, models_watcher].into_iter().flatten() {
         let _ = w.join();
     }

@@ -5,7 +5,9 @@ use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use std::sync::{Arc, Mutex};
 use vigil_detector::decode::Reason;
+use vigil_webhook::{OutboxStats, WebhookStats};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -33,6 +35,32 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// Ingest requests refused because the engine was saturated.
     pub overloaded: IntCounter,
+    /// Alerts whose action was withheld (per-agent cooldown, blast-radius cap).
+    pub suppressed_actions: IntCounter,
+    /// Webhook deliveries by endpoint and outcome (`delivered`, `dead_lettered`, `shadowed`).
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_retries: IntCounterVec,
+    pub webhook_attempts: IntCounterVec,
+    pub webhook_enqueued: IntCounterVec,
+    pub webhook_outbox_depth: IntGaugeVec,
+    pub webhook_oldest_age: IntGaugeVec,
+    pub webhook_corrupt: IntCounter,
+    /// The dispatcher's own counters, copied into the metrics above when they are rendered.
+    webhook_sources: Mutex<WebhookSources>,
+}
+
+#[derive(Default)]
+struct WebhookSources {
+    endpoints: Vec<(String, Arc<WebhookStats>)>,
+    outbox: Option<Arc<OutboxStats>>,
+}
+
+/// Raises a counter to `value` (the dispatcher's counters only grow).
+fn catch_up(c: &IntCounter, value: u64) {
+    let now = c.get();
+    if value > now {
+        c.inc_by(value - now);
+    }
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -45,6 +73,12 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric names are valid");
     r.register(Box::new(c.clone())).expect("each metric is registered once");
     c
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric names are valid");
+    r.register(Box::new(g.clone())).expect("each metric is registered once");
+    g
 }
 
 impl Metrics {
@@ -104,12 +138,89 @@ impl Metrics {
                 "vigil_ingest_overloaded_total",
                 "Ingest requests refused with 503 (engine saturated).",
             ),
+            suppressed_actions: counter(
+                &r,
+                "vigil_actions_suppressed_total",
+                "Alerts whose kill or contain was withheld (per-agent cooldown, blast-radius cap).",
+            ),
+            webhook_deliveries: counter_vec(
+                &r,
+                vigil_webhook::stats::METRIC_DELIVERIES,
+                "Webhook deliveries by endpoint and outcome.",
+                &["endpoint", "outcome"],
+            ),
+            webhook_retries: counter_vec(
+                &r,
+                vigil_webhook::stats::METRIC_RETRIES,
+                "Webhook attempts that were retried.",
+                &["endpoint"],
+            ),
+            webhook_attempts: counter_vec(
+                &r,
+                vigil_webhook::stats::METRIC_ATTEMPTS,
+                "Webhook requests sent.",
+                &["endpoint"],
+            ),
+            webhook_enqueued: counter_vec(
+                &r,
+                vigil_webhook::stats::METRIC_ENQUEUED,
+                "Webhook deliveries written to the outbox.",
+                &["endpoint"],
+            ),
+            webhook_outbox_depth: gauge_vec(
+                &r,
+                vigil_webhook::stats::METRIC_OUTBOX_DEPTH,
+                "Webhook deliveries owed.",
+                &["endpoint"],
+            ),
+            webhook_oldest_age: gauge_vec(
+                &r,
+                vigil_webhook::stats::METRIC_OLDEST_AGE,
+                "Age of the oldest webhook delivery owed.",
+                &["endpoint"],
+            ),
+            webhook_corrupt: counter(
+                &r,
+                vigil_webhook::stats::METRIC_CORRUPT,
+                "Damaged outbox records detected and skipped.",
+            ),
+            webhook_sources: Mutex::new(WebhookSources::default()),
             registry: r,
+        }
+    }
+
+    /// Exports the webhook dispatcher's counters from now on.
+    pub fn watch_webhooks(&self, endpoints: Vec<(String, Arc<WebhookStats>)>, outbox: Option<Arc<OutboxStats>>) {
+        if let Ok(mut w) = self.webhook_sources.lock() {
+            *w = WebhookSources { endpoints, outbox };
+        }
+    }
+
+    fn sync_webhooks(&self) {
+        let Ok(w) = self.webhook_sources.lock() else { return };
+        for (name, stats) in &w.endpoints {
+            let s = stats.snapshot();
+            for (outcome, v) in
+                [("delivered", s.delivered), ("dead_lettered", s.dead_lettered), ("shadowed", s.shadowed)]
+            {
+                catch_up(&self.webhook_deliveries.with_label_values(&[name, outcome]), v);
+            }
+            catch_up(&self.webhook_retries.with_label_values(&[name]), s.retried);
+            catch_up(&self.webhook_attempts.with_label_values(&[name]), s.attempts);
+            catch_up(&self.webhook_enqueued.with_label_values(&[name]), s.enqueued);
+            self.webhook_outbox_depth.with_label_values(&[name]).set(s.outbox_depth as i64);
+            self.webhook_oldest_age.with_label_values(&[name]).set(s.oldest_pending_age_secs as i64);
+        }
+        if let Some(o) = &w.outbox {
+            let corrupt = o.corrupt_records.load(std::sync::atomic::Ordering::Relaxed)
+                + o.corrupt_acks.load(std::sync::atomic::Ordering::Relaxed);
+            catch_up(&self.webhook_corrupt, corrupt);
         }
     }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        self.sync_webhooks();
         let mut buf = Vec::new();
         // Encoding gathered metric families into memory cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);

@@ -3,7 +3,8 @@
 //! (HTTP, OTLP, Kafka) goes through here, so they all behave the same.
 
 use crate::SourceNames;
-use vigil_detector::alert::{Alert, Position};
+use vigil_detector::alert::{Action, Alert, Position};
+use vigil_detector::blast::BlastRadius;
 use vigil_detector::dead_letter::write_record;
 use vigil_detector::decode::{decode, Limits, Reason, Reject};
 use vigil_detector::{Engine, Verdict};
@@ -37,6 +38,8 @@ pub struct Processor {
     pub engine: Engine,
     limits: Limits,
     max_future_skew_ms: i64,
+    /// The fleet-wide cap on kill actions, applied in emission order.
+    pub blast: BlastRadius,
 }
 
 impl Processor {
@@ -44,7 +47,9 @@ impl Processor {
         let c = engine.config();
         let limits = Limits { max_event_bytes: c.engine.max_event_bytes, max_depth: c.engine.max_depth };
         let max_future_skew_ms = c.engine.max_future_skew_secs as i64 * 1000;
-        Processor { engine, limits, max_future_skew_ms }
+        let blast =
+            BlastRadius::new(c.actions.max_kills_per_minute, c.actions.max_class_kill_share, c.engine.cooldown_secs);
+        Processor { engine, limits, max_future_skew_ms, blast }
     }
 
     /// Processes one record at wall-clock time `now_ms`.
@@ -96,7 +101,10 @@ impl Processor {
                 ),
             ));
         }
-        let verdict = self.engine.process(&ev, pos);
+        let mut verdict = self.engine.process(&ev, pos);
+        if let Some(alert) = verdict.alert.as_mut().filter(|a| a.action == Action::Kill) {
+            verdict.notice = self.blast.govern(alert, verdict.class_agents);
+        }
         Outcome::Scored { verdict: Box::new(verdict) }
     }
 }
@@ -124,7 +132,7 @@ impl BatchCounts {
                 } else {
                     self.accepted += 1;
                 }
-                self.alerts += verdict.alert.is_some() as u64;
+                self.alerts += verdict.alert.is_some() as u64 + verdict.notice.is_some() as u64;
                 verdict.alert.as_ref()
             }
         }

@@ -26,6 +26,8 @@ pub enum SinkError {
     Io { what: String, error: io::Error },
     #[error("kafka: {0}")]
     Kafka(String),
+    #[error("webhook outbox: {0}")]
+    Webhook(String),
 }
 
 /// Alerts out.
@@ -111,7 +113,7 @@ impl StdoutSink {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 

@@ -61,8 +61,11 @@ pub fn deliver(
             if verdict.late {
                 m.events_late.inc();
             }
-            if let Some(alert) = &verdict.alert {
+            for alert in verdict.alert.iter().chain(&verdict.notice) {
                 m.alerts.with_label_values(&[alert.detector.as_str(), alert.severity.name()]).inc();
+                if alert.suppressed_action.is_some() {
+                    m.suppressed_actions.inc();
+                }
                 alerts.write(alert, sources)?;
             }
         }

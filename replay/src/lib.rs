@@ -30,6 +30,8 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
+use vigil_detector::alert::Action;
+use vigil_detector::blast::BlastRadius;
 use vigil_detector::classes::ClassTable;
 use vigil_detector::config::ConfigError;
 use vigil_detector::dead_letter::write_record;
@@ -88,6 +90,8 @@ pub struct ReplayOptions {
     pub pack: Option<Arc<Pack>>,
     /// Learned models (default: none).
     pub models: Option<Arc<ModelSet>>,
+    /// Keep the emitted alerts in the summary (for webhooks after the run).
+    pub keep_alerts: bool,
 }
 
 impl ReplayOptions {
@@ -105,6 +109,7 @@ impl ReplayOptions {
             batch_bytes: 4 << 20,
             pack: None,
             models: None,
+            keep_alerts: false,
         }
     }
 }
@@ -118,6 +123,10 @@ pub struct ReplaySummary {
     pub alerts: u64,
     pub rejects_by_reason: BTreeMap<&'static str, u64>,
     pub elapsed: Duration,
+    /// The emitted alerts, in emission order, when `keep_alerts` was set.
+    pub kept_alerts: Vec<Alert>,
+    /// Kill actions withheld by the blast-radius cap.
+    pub kills_withheld: u64,
 }
 
 /// A line after decoding. Rejects are rare, so the size difference costs nothing; boxing the event
@@ -135,6 +144,7 @@ struct Out {
     late: bool,
     score: (u32, u32),
     alert: Option<Box<Alert>>,
+    class_agents: u32,
 }
 
 /// A detect thread's results for one batch, in input order.
@@ -201,7 +211,7 @@ fn create(path: &str) -> Result<Box<dyn Write>, ReplayError> {
 }
 
 /// Display name of an input in dead-letter records and evidence.
-fn source_name(path: &str) -> String {
+pub fn source_name(path: &str) -> String {
     if path == "-" {
         "stdin".into()
     } else {
@@ -262,8 +272,17 @@ fn detect(e: &Epoch, shards: &mut [(usize, &mut Shard)], out: &mut ThreadOut) {
             late: verdict.late,
             score: (start, out.scores.len() as u32),
             alert: verdict.alert.map(Box::new),
+            class_agents: verdict.class_agents,
         });
     }
+}
+
+/// What the engine said about one event, as the emit stage needs it.
+struct Scored<'a> {
+    duplicate: bool,
+    late: bool,
+    alert: Option<&'a Alert>,
+    class_agents: u32,
 }
 
 /// Where a line came from (copied out of the batch for the detect threads).
@@ -290,6 +309,8 @@ struct Sink<'o> {
     late: u64,
     alerts: u64,
     line_buf: String,
+    blast: BlastRadius,
+    kept: Option<Vec<Alert>>,
 }
 
 impl Sink<'_> {
@@ -305,15 +326,8 @@ impl Sink<'_> {
     }
 
     /// One processed event: `score_line` is its formatted score line (when scores are written).
-    fn scored(
-        &mut self,
-        ev: &Event,
-        agent_hash: u64,
-        duplicate: bool,
-        late: bool,
-        score_line: &[u8],
-        alert: Option<&Alert>,
-    ) -> Result<(), ReplayError> {
+    fn scored(&mut self, ev: &Event, agent_hash: u64, score_line: &[u8], v: Scored<'_>) -> Result<(), ReplayError> {
+        let Scored { duplicate, late, alert, class_agents } = v;
         if duplicate {
             self.duplicates += 1;
         } else {
@@ -327,19 +341,38 @@ impl Sink<'_> {
                 w.write_all(score_line).map_err(|e| write_err(self.opts.scores.as_deref().unwrap_or(""), e))?;
             }
         }
-        if let Some(alert) = alert {
-            self.alerts += 1;
-            self.line_buf.clear();
-            alert.write_json(&mut self.line_buf, &self.names);
-            self.line_buf.push('\n');
-            self.alerts_out.write_all(self.line_buf.as_bytes()).map_err(|e| write_err(&self.opts.alerts, e))?;
-            if let Some(e) = &mut self.evaluator {
-                e.observe_alert(&AlertRef {
-                    agent_id: alert.agent_id.clone(),
-                    session_id: alert.session_id.clone(),
-                    ts_ms: alert.ts_ms,
-                });
+        match alert {
+            Some(alert) if alert.action == Action::Kill => {
+                // The blast-radius cap may withhold the kill and raise an operator alert.
+                let mut alert = alert.clone();
+                let notice = self.blast.govern(&mut alert, class_agents);
+                self.emit(&alert)?;
+                if let Some(n) = notice {
+                    self.emit(&n)?;
+                }
             }
+            Some(alert) => self.emit(alert)?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, alert: &Alert) -> Result<(), ReplayError> {
+        self.alerts += 1;
+        self.line_buf.clear();
+        alert.write_json(&mut self.line_buf, &self.names);
+        self.line_buf.push('\n');
+        self.alerts_out.write_all(self.line_buf.as_bytes()).map_err(|e| write_err(&self.opts.alerts, e))?;
+        if let Some(kept) = &mut self.kept {
+            kept.push(alert.clone());
+        }
+        // Operator alerts (`detector: "vigil"`) are about vigil itself, not detections.
+        if let (Some(e), false) = (&mut self.evaluator, alert.detector == "vigil") {
+            e.observe_alert(&AlertRef {
+                agent_id: alert.agent_id.clone(),
+                session_id: alert.session_id.clone(),
+                ts_ms: alert.ts_ms,
+            });
         }
         Ok(())
     }
@@ -369,7 +402,13 @@ fn run_sequential(batch: &Batch, engine: &mut Engine, limits: &Limits, sink: &mu
                     write_score_line(&mut score_buf, &ev, &v);
                     score_buf.push('\n');
                 }
-                sink.scored(&ev, agent_hash, v.duplicate, v.late, score_buf.as_bytes(), v.alert.as_ref())?;
+                let s = Scored {
+                    duplicate: v.duplicate,
+                    late: v.late,
+                    alert: v.alert.as_ref(),
+                    class_agents: v.class_agents,
+                };
+                sink.scored(&ev, agent_hash, score_buf.as_bytes(), s)?;
             }
         }
     }
@@ -442,7 +481,13 @@ fn run_parallel(
                 let o = &outs[t].outs[cursors[t]];
                 cursors[t] += 1;
                 let line = &outs[t].scores.as_bytes()[o.score.0 as usize..o.score.1 as usize];
-                sink.scored(ev, *agent_hash, o.duplicate, o.late, line, o.alert.as_deref())?;
+                let s = Scored {
+                    duplicate: o.duplicate,
+                    late: o.late,
+                    alert: o.alert.as_deref(),
+                    class_agents: o.class_agents,
+                };
+                sink.scored(ev, *agent_hash, line, s)?;
             }
         }
     }
@@ -503,6 +548,11 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         late: 0,
         alerts: 0,
         line_buf: String::with_capacity(4096),
+        blast: {
+            let c = engine.config();
+            BlastRadius::new(c.actions.max_kills_per_minute, c.actions.max_class_kill_share, c.engine.cooldown_secs)
+        },
+        kept: opts.keep_alerts.then(Vec::new),
     };
 
     let threads = opts.threads.clamp(1, engine.config().engine.shards);
@@ -569,5 +619,7 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         alerts: sink.alerts,
         rejects_by_reason: sink.rejects,
         elapsed,
+        kills_withheld: sink.blast.withheld,
+        kept_alerts: sink.kept.unwrap_or_default(),
     })
 }

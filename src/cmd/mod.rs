@@ -5,8 +5,9 @@ pub mod rules;
 pub mod run;
 pub mod simulate;
 pub mod train;
+pub mod webhook;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
@@ -38,7 +39,10 @@ pub enum WebhookCommand {
         timestamp: String,
         #[arg(long)]
         signature: String,
-        /// File holding the exact request body.
+        /// Check the timestamp against this Unix time instead of the clock (for recorded requests).
+        #[arg(long)]
+        now: Option<i64>,
+        /// File holding the exact request body (`-` for stdin).
         body_file: String,
     },
 }
@@ -55,6 +59,10 @@ pub fn rules(c: RulesCommand) -> Result<u8> {
     }
 }
 
-pub fn webhook(_c: WebhookCommand) -> Result<u8> {
-    bail!(not_supported("`vigil webhook verify`"))
+pub fn webhook(c: WebhookCommand) -> Result<u8> {
+    match c {
+        WebhookCommand::Verify { secret, id, timestamp, signature, now, body_file } => {
+            webhook::verify_cmd(&secret, &id, &timestamp, &signature, &body_file, now)
+        }
+    }
 }

@@ -184,10 +184,7 @@ fn parse_gate(s: &str) -> Result<Gate> {
 }
 
 pub fn run(a: ReplayArgs) -> Result<u8> {
-    for (given, what) in [
-        (a.kafka_topic.is_some() || a.from.is_some() || a.to.is_some(), "--kafka-topic"),
-        (a.enforce_webhooks, "--enforce-webhooks"),
-    ] {
+    for (given, what) in [(a.kafka_topic.is_some() || a.from.is_some() || a.to.is_some(), "--kafka-topic")] {
         if given {
             return Err(super::not_supported(what));
         }
@@ -210,7 +207,14 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         }
     }
     let cfg = Config::load(a.config.as_deref(), std::env::vars())?;
+    if !cfg.webhook.is_empty() {
+        vigil_webhook::validate_all(&cfg.webhook).map_err(|e| anyhow!("{e}"))?;
+        if a.enforce_webhooks && cfg.state.is_none() {
+            bail!("--enforce-webhooks needs `[state] dir` in the configuration (the durable outbox lives there)");
+        }
+    }
     let mut opts = ReplayOptions::new(a.inputs);
+    opts.keep_alerts = !cfg.webhook.is_empty();
     opts.engine = cfg.engine_config();
     opts.pack = Some(super::rules::pack_or_default(a.rules.as_deref().or(cfg.rules.path.as_deref()))?);
     opts.alerts = a.alerts;
@@ -270,6 +274,14 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         }
     }
 
+    if summary.kills_withheld > 0 {
+        eprintln!("blast-radius cap: {} kill actions withheld", summary.kills_withheld);
+    }
+    if !cfg.webhook.is_empty() {
+        let names: Vec<String> = opts.inputs.iter().map(|p| vigil_replay::source_name(p)).collect();
+        webhooks(&cfg, &summary.kept_alerts, &names, a.enforce_webhooks)?;
+    }
+
     let mut failed = false;
     for g in &gates {
         match r.get(&g.metric).and_then(Value::as_f64) {
@@ -285,6 +297,56 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         }
     }
     Ok(if failed { EXIT_GATE } else { 0 })
+}
+
+/// Containment webhooks of a replay: counted and logged (shadow, the default, so a backtest fires no
+/// kill switch), or with `--enforce-webhooks` really sent through the outbox in `[state] dir`,
+/// waiting until every delivery is done or dead-lettered.
+fn webhooks(cfg: &Config, alerts: &[vigil_detector::Alert], names: &[String], enforce: bool) -> Result<()> {
+    use vigil_webhook::{validate_all, Dispatcher, DispatcherOptions, Mode, Outbox};
+    if !enforce {
+        for ep in &cfg.webhook {
+            let n = alerts.iter().filter(|a| ep.accepts(a)).count();
+            eprintln!("webhook {} (shadow): {n} alerts would have been sent; --enforce-webhooks sends them", ep.name);
+        }
+        return Ok(());
+    }
+    let endpoints = validate_all(&cfg.webhook).map_err(|e| anyhow!("{e}"))?;
+    let dir = &cfg.state.as_ref().expect("checked before the replay").dir;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let (outbox, _) = Outbox::open(dir.join(vigil_live::webhooks::OUTBOX_DIR)).map_err(|e| anyhow!("{e}"))?;
+        let horizon = endpoints.iter().map(|e| e.retry_horizon).max().unwrap_or_default();
+        let enforced: Vec<String> =
+            endpoints.iter().filter(|e| e.mode == Mode::Enforce).map(|e| e.name.clone()).collect();
+        let d = Dispatcher::start(endpoints, Some(outbox), DispatcherOptions::default()).map_err(|e| anyhow!("{e}"))?;
+        let submitter = d.submitter();
+        let owned: Vec<vigil_detector::Alert> = alerts.to_vec();
+        let names = names.to_vec();
+        let sub = tokio::task::spawn_blocking(move || submitter.submit_batch(&owned, &names)).await?;
+        sub.map_err(|e| anyhow!("{e}"))?;
+        let deadline = std::time::Instant::now() + horizon + std::time::Duration::from_secs(5);
+        loop {
+            let owed: u64 = d.stats().iter().map(|(_, s)| s.snapshot().outbox_depth).sum();
+            if owed == 0 || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        for (name, s) in d.stats() {
+            let s = s.snapshot();
+            if enforced.contains(&name) {
+                eprintln!("webhook {name}: {} delivered, {} dead-lettered", s.delivered, s.dead_lettered);
+            } else {
+                eprintln!("webhook {name} (shadow): {} alerts would have been sent", s.shadowed);
+            }
+        }
+        let report = d.shutdown(std::time::Duration::from_secs(3)).await;
+        if report.pending > 0 {
+            eprintln!("webhooks: {} deliveries still owed stay in the outbox", report.pending);
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -32,9 +32,6 @@ pub fn run(a: RunArgs) -> Result<u8> {
     if a.demo && cfg.kafka.is_some() {
         bail!("--demo feeds the HTTP ingest, which is off with [kafka]");
     }
-    if cfg.webhook.is_some() {
-        return Err(super::not_supported("[[webhook]] endpoints"));
-    }
     let opts = LiveOptions {
         http: cfg.http.clone(),
         engine: cfg.engine_config(),
@@ -43,6 +40,7 @@ pub fn run(a: RunArgs) -> Result<u8> {
         kafka: cfg.kafka.clone(),
         rules_path: cfg.rules.path.as_ref().map(Into::into),
         models_dir: cfg.models.as_ref().and_then(|m| m.dir.as_ref()).map(Into::into),
+        webhooks: cfg.webhook.clone(),
     };
     let token = cfg.http.bearer_token.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod live;
+pub mod receiver;
 
 use serde_json::Value;
 use std::io::Write;

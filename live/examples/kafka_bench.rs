@@ -6,6 +6,7 @@
 //!    offset is in the alert's evidence) to the alert's `emitted_at`.
 //!
 //! `cargo run --release -p vigil-live --example kafka_bench -- BROKERS VIGIL_BINARY EVENTS.jsonl [RATE]`
+//! (`FETCH_WAIT_MS=N` sets vigil's `fetch.wait.max.ms`.)
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -41,7 +42,7 @@ fn agent_of(line: &str) -> String {
 fn produce(brokers: &str, topic: &str, lines: &[String], rate: f64) -> Vec<i64> {
     let p: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("linger.ms", if rate > 0.0 { "0" } else { "5" })
+        .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
@@ -79,6 +80,7 @@ fn raw_consume(brokers: &str, topic: &str, n: usize) -> f64 {
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("raw-{}", unix_ms()))
         .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", std::env::var("FETCH_WAIT_MS").unwrap_or_else(|_| "500".into()))
         .create()
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
@@ -108,8 +110,9 @@ fn start_vigil(vigil: &str, brokers: &str, topic: &str, alerts: &str, dir: &std:
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let cfg = format!(
         "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"bench-{}\"\ntopics = [\"{topic}\"]\nalerts_topic = \"{alerts}\"\n\
-         checkpoint_interval_secs = 5\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n",
-        unix_ms()
+         checkpoint_interval_secs = 5\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n{}",
+        unix_ms(),
+        std::env::var("FETCH_WAIT_MS").map(|ms| format!("\"fetch.wait.max.ms\" = \"{ms}\"\n")).unwrap_or_default()
     );
     std::fs::write(dir.join("bench.toml"), cfg).unwrap();
     let child = Command::new(vigil)
@@ -163,6 +166,14 @@ fn main() {
     while metric(port, "vigil_partitions_assigned").unwrap_or(0.0) < 1.0 {
         std::thread::sleep(Duration::from_millis(50));
     }
+    let by_id: std::collections::HashMap<String, usize> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            Some((v["id"].as_str()?.to_string(), i))
+        })
+        .collect();
     let sent = produce(brokers, &topic2, &lines, rate);
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers.as_str())
@@ -177,8 +188,17 @@ fn main() {
         let m = m.expect("alert");
         let a: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).expect("alert JSON");
         let emitted = a["emitted_at"].as_str().and_then(vigil_detector::time::parse_rfc3339_ms).expect("emitted_at");
-        let offset = a["evidence"][0]["position"].as_u64().expect("position") as usize;
-        lat.push((emitted - sent[offset]) as f64);
+        // The triggering event is named by its producer `id`, else by its offset; operator alerts
+        // (detector "vigil") carry no evidence and are not timed.
+        let ev = &a["evidence"][0];
+        let index = match (ev["id"].as_str(), ev["position"].as_u64()) {
+            (Some(id), _) => by_id.get(id).copied(),
+            (None, Some(offset)) => Some(offset as usize),
+            _ => None,
+        };
+        if let Some(i) = index {
+            lat.push((emitted - sent[i]) as f64);
+        }
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -561,20 +561,21 @@ fn fail_under_gates_exit_1_below_and_refuse_nonsense_with_2() {
 }
 
 #[test]
-fn options_not_built_yet_exit_2_and_say_so() {
+fn kafka_topic_misuse_exits_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let events = simulate(d, "fleet.jsonl", &["--events", "100", "--agents", "5"], false);
-    let (opt, args) = ("--kafka-topic", ["--kafka-topic", "x"]);
-    let alerts = d.join("alerts.jsonl");
-    let mut a = vec!["replay", s(&events), "--alerts", s(&alerts)];
-    a.extend(args);
-    let out = run_in(d, &a);
-    assert_exit(&out, 2);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not supported yet") && err.contains(opt), "{opt}: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "{opt}: one line: {err}");
-    assert!(lines(&alerts).is_empty(), "{opt}: nothing replayed");
+    for (args, says) in [
+        (vec!["replay", "--from", "2026-01-01T00:00:00Z", s(&events)], "--kafka-topic"),
+        (vec!["replay", "--kafka-topic", "t"], "[kafka]"),
+        (vec!["replay", "--kafka-topic", "t", s(&events)], "one or the other"),
+    ] {
+        let out = run_in(d, &args);
+        assert_exit(&out, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line: {err}");
+    }
 }
 
 #[test]

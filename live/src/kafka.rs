@@ -697,6 +697,102 @@ pub fn run(
     Ok(())
 }
 
+/// Reads `topic` from its low to its high watermarks (every partition, as of the call) into one
+/// JSON Lines file per partition in `dir` (`<topic>-<partition>.jsonl`), for `vigil replay
+/// --kafka-topic`. Events whose `ts` lies outside `[from_ms, to_ms]` are left out; messages that do not
+/// decode are kept, so the replay dead-letters them. Returns the files and the messages left out.
+pub fn read_topic(
+    k: &KafkaConfig,
+    topic: &str,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    dir: &std::path::Path,
+) -> Result<(Vec<std::path::PathBuf>, u64), String> {
+    use rdkafka::consumer::BaseConsumer;
+    use std::io::Write;
+    let consumer: BaseConsumer = consumer_config(k)
+        .set("group.id", format!("vigil-replay-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(|e| format!("kafka: {e}"))?;
+    let md = consumer.fetch_metadata(Some(topic), KAFKA_TIMEOUT).map_err(|e| format!("kafka metadata: {e}"))?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if partitions.is_empty() {
+        return Err(format!("topic {topic:?} does not exist or has no partitions"));
+    }
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for &p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, KAFKA_TIMEOUT).map_err(|e| format!("kafka: {e}"))?;
+        if high > low {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Offset(low)).map_err(|e| e.to_string())?;
+        }
+    }
+    let mut files: HashMap<i32, (std::path::PathBuf, std::io::BufWriter<std::fs::File>)> = HashMap::new();
+    for &p in ends.keys() {
+        let path = dir.join(format!("{topic}-{p}.jsonl"));
+        let f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        files.insert(p, (path, std::io::BufWriter::new(f)));
+    }
+    consumer.assign(&tpl).map_err(|e| format!("kafka: {e}"))?;
+    let limits = vigil_detector::decode::Limits::default();
+    let mut left_out = 0;
+    // Read to the watermarks taken at the start, then on until the topic is quiet for a second: a
+    // broker may report a watermark behind what it has acknowledged (tansu does).
+    let mut last_message = std::time::Instant::now();
+    loop {
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            if ends.is_empty() && last_message.elapsed() >= Duration::from_secs(1) {
+                break;
+            }
+            if last_message.elapsed() >= KAFKA_TIMEOUT {
+                return Err(format!("kafka: no message within {KAFKA_TIMEOUT:?} before the end of {topic}"));
+            }
+            continue;
+        };
+        last_message = std::time::Instant::now();
+        let m = m.map_err(|e| format!("kafka: {e}"))?;
+        let p = m.partition();
+        let payload = m.payload().unwrap_or_default();
+        let in_range = match vigil_detector::decode::decode(payload, &limits) {
+            Ok(ev) => from_ms.is_none_or(|f| ev.ts_ms >= f) && to_ms.is_none_or(|t| ev.ts_ms <= t),
+            Err(_) => true,
+        };
+        if in_range {
+            let (path, w) = files.get_mut(&p).ok_or_else(|| format!("kafka: a message of unexpected partition {p}"))?;
+            // One line per message: a raw newline is never valid inside a JSON string.
+            let line: Vec<u8> = payload.iter().map(|&b| if b == b'\n' { b' ' } else { b }).collect();
+            w.write_all(&line).and_then(|_| w.write_all(b"\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+        } else {
+            left_out += 1;
+        }
+        if ends.get(&p).is_some_and(|&end| m.offset() + 1 >= end) {
+            ends.remove(&p);
+        }
+    }
+    let mut out = Vec::new();
+    if files.is_empty() {
+        // An empty topic replays as an empty input.
+        let path = dir.join(format!("{topic}.jsonl"));
+        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        out.push(path);
+    }
+    let mut parts: Vec<_> = files.into_iter().collect();
+    parts.sort_by_key(|(p, _)| *p);
+    for (_, (path, mut w)) in parts {
+        w.flush().map_err(|e| format!("{}: {e}", path.display()))?;
+        out.push(path);
+    }
+    Ok((out, left_out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

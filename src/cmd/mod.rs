@@ -47,11 +47,6 @@ pub enum WebhookCommand {
     },
 }
 
-/// The error for a subcommand or option whose feature is not built yet.
-pub fn not_supported(what: &str) -> anyhow::Error {
-    anyhow::anyhow!("{what} is not supported yet")
-}
-
 pub fn rules(c: RulesCommand) -> Result<u8> {
     match c {
         RulesCommand::Check { path } => rules::check(&path),

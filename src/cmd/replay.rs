@@ -183,11 +183,9 @@ fn parse_gate(s: &str) -> Result<Gate> {
     Ok(Gate { metric, min })
 }
 
-pub fn run(a: ReplayArgs) -> Result<u8> {
-    for (given, what) in [(a.kafka_topic.is_some() || a.from.is_some() || a.to.is_some(), "--kafka-topic")] {
-        if given {
-            return Err(super::not_supported(what));
-        }
+pub fn run(mut a: ReplayArgs) -> Result<u8> {
+    if a.kafka_topic.is_none() && (a.from.is_some() || a.to.is_some()) {
+        bail!("--from and --to select a time range of --kafka-topic");
     }
     let gates = a.fail_under.iter().map(|g| parse_gate(g)).collect::<Result<Vec<_>>>()?;
     let needs_labels = [
@@ -207,6 +205,33 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
         }
     }
     let cfg = Config::load(a.config.as_deref(), std::env::vars())?;
+    // A topic is read to its end into one file per partition; several partitions merge by `ts`.
+    let _topic_dir = match &a.kafka_topic {
+        Some(topic) => {
+            if !a.inputs.is_empty() {
+                bail!("--kafka-topic replaces the input files; give one or the other");
+            }
+            let k = cfg.kafka.as_ref().ok_or_else(|| anyhow!("--kafka-topic needs [kafka] brokers in --config"))?;
+            let ts = |opt: &str, v: &Option<String>| -> Result<Option<i64>> {
+                v.as_deref()
+                    .map(|t| {
+                        vigil_detector::time::parse_ts_text(t)
+                            .ok_or_else(|| anyhow!("{opt} {t:?}: not an RFC 3339 time or epoch milliseconds"))
+                    })
+                    .transpose()
+            };
+            let (from, to) = (ts("--from", &a.from)?, ts("--to", &a.to)?);
+            let dir = tempfile::tempdir().context("a temporary directory for the topic")?;
+            let (files, left_out) =
+                vigil_live::kafka::read_topic(k, topic, from, to, dir.path()).map_err(|e| anyhow!("{e}"))?;
+            if left_out > 0 {
+                eprintln!("{topic}: {left_out} events outside --from/--to left out");
+            }
+            a.inputs = files.iter().map(|p| p.display().to_string()).collect();
+            Some(dir)
+        }
+        None => None,
+    };
     if !cfg.webhook.is_empty() {
         vigil_webhook::validate_all(&cfg.webhook).map_err(|e| anyhow!("{e}"))?;
         if a.enforce_webhooks && cfg.state.is_none() {

@@ -44,18 +44,23 @@ trap 'rm -rf "$SCRATCH"' EXIT
 cat "$FILE" >/dev/null # warm the page cache
 
 now() { date +%s%N; }
-# run NAME CMD...: runs CMD, prints and records events/s.
+# run NAME CMD...: runs CMD, prints and records events/s by wall clock, and the CPU time (user + sys)
+# the process used (on a shared machine the CPU time is far less disturbed by other load than the
+# wall clock; for a pinned single-threaded run, events / CPU seconds is the rate with the core to itself).
 run() {
     local name=$1
     shift
     local t0 t1
     t0=$(now)
-    "$@" >/dev/null 2>"$SCRATCH/err" || { cat "$SCRATCH/err" >&2; exit 1; }
+    /usr/bin/time -f '%U %S' -o "$SCRATCH/cpu" "$@" >/dev/null 2>"$SCRATCH/err" || { cat "$SCRATCH/err" >&2; exit 1; }
     t1=$(now)
-    local rate
+    local rate cpu
     rate=$(awk -v n="$EVENTS" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }')
-    printf '%-22s %8.3f s %10s events/s\n' "$name" "$(awk -v ns=$((t1 - t0)) 'BEGIN { print ns / 1e9 }')" "$rate"
+    cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$SCRATCH/cpu")
+    printf '%-22s %8.3f s %10s events/s   cpu %6s s   load %s\n' "$name" \
+        "$(awk -v ns=$((t1 - t0)) 'BEGIN { print ns / 1e9 }')" "$rate" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)"
     echo "$rate" >>"$SCRATCH/$name"
+    echo "$cpu" >>"$SCRATCH/$name.cpu"
 }
 
 for i in $(seq 1 "$RUNS"); do
@@ -68,10 +73,17 @@ for i in $(seq 1 "$RUNS"); do
 done
 
 median() { sort -n "$SCRATCH/$1" | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+best() { sort -n "$SCRATCH/$1" | tail -n 1; }
 PC=$(median parse_ceiling_1core)
 R1=$(median replay_1thread)
 R2=$(median replay_2threads)
+PCC=$(median parse_ceiling_1core.cpu)
+R1C=$(median replay_1thread.cpu)
+R2C=$(median replay_2threads.cpu)
 echo "=== medians of $RUNS runs, $EVENTS events ($FILE)"
-printf 'parse-ceiling, 1 core:   %10.0f events/s\n' "$PC"
-printf 'vigil replay, 1 core:    %10.0f events/s  (%.1f%% of the parse ceiling)\n' "$R1" "$(awk -v a="$R1" -v b="$PC" 'BEGIN { print 100 * a / b }')"
-printf 'vigil replay, 2 cores:   %10.0f events/s  (%.2fx one core)\n' "$R2" "$(awk -v a="$R2" -v b="$R1" 'BEGIN { print a / b }')"
+printf 'parse-ceiling, 1 core:   %10.0f events/s  (best %s; by CPU time %.0f events/s)\n' "$PC" "$(best parse_ceiling_1core)" "$(awk -v n="$EVENTS" -v c="$PCC" 'BEGIN { print n / c }')"
+printf 'vigil replay, 1 core:    %10.0f events/s  (%.1f%% of the parse ceiling; best %s; by CPU time %.0f events/s, %.1f%%)\n' "$R1" \
+    "$(awk -v a="$R1" -v b="$PC" 'BEGIN { print 100 * a / b }')" "$(best replay_1thread)" \
+    "$(awk -v n="$EVENTS" -v c="$R1C" 'BEGIN { print n / c }')" "$(awk -v a="$PCC" -v b="$R1C" 'BEGIN { print 100 * a / b }')"
+printf 'vigil replay, 2 cores:   %10.0f events/s  (%.2fx one core; best %s; CPU %.2f s vs %.2f s on one thread)\n' "$R2" \
+    "$(awk -v a="$R2" -v b="$R1" 'BEGIN { print a / b }')" "$(best replay_2threads)" "$R2C" "$R1C"

@@ -8,6 +8,7 @@
 //! barrier is the same for one thread or many. Within an epoch an agent still learns its *own*
 //! baselines immediately; only what it teaches its class waits for the barrier.
 
+use crate::hash::KeyedState;
 use crate::state::ClassState;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -131,7 +132,7 @@ pub struct ClassTable {
     states: Vec<ClassState>,
     /// Rebuilt from `states` on restore.
     #[serde(skip)]
-    index: HashMap<u64, u32>,
+    index: HashMap<u64, u32, KeyedState>,
     /// Least-recently-active order: `prev`/`next` per slot, head = most recent.
     links: Vec<(u32, u32)>,
     head: u32,
@@ -195,7 +196,7 @@ impl ClassTable {
     pub fn new(max_classes: usize) -> ClassTable {
         ClassTable {
             states: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             links: Vec::new(),
             head: NIL,
             tail: NIL,

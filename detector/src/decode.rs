@@ -12,6 +12,8 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
+mod fast;
+
 /// Limits applied to every input record.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -128,6 +130,18 @@ pub fn decode_str<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Rejec
     if text.trim_start().is_empty() {
         return Err(Reject::new(Reason::InvalidJson, "empty line"));
     }
+    // The common case first: a well-formed event in the usual shape, scanned in one pass. Anything
+    // else (including every reject) takes the full decoder below, which has the final word.
+    let mut ev = Event::new(0, "", Kind::Other);
+    if limits.max_depth >= 2 && fast::decode_into(text, limits.max_depth, &mut ev) {
+        return Ok(ev);
+    }
+    decode_full(text, limits)
+}
+
+/// The full decoder: every input, every check, the precise reason of a reject. `text` is trimmed at
+/// the end, within the size limit and not blank.
+fn decode_full<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reject> {
     let mut ctx = Ctx { field: "event", fault: None, max_depth: limits.max_depth };
     let mut de = serde_json::Deserializer::from_str(text);
     let result = EventSeed { ctx: &mut ctx }.deserialize(&mut de).and_then(|ev| {

@@ -3,7 +3,13 @@
 //! Outputs must never change between runs, machines or versions of the standard library (they decide
 //! shard placement and therefore replay output), so this is a fixed function, not `std`'s randomly keyed
 //! hasher. It is a word-at-a-time multiply–rotate hash with a strong final mix. Maps keyed by
-//! attacker-chosen strings whose iteration order does not matter use `std`'s keyed hasher instead.
+//! attacker-chosen values whose iteration order does not matter (agent ids, class hashes) use a
+//! randomly seeded hasher instead, [`KeyedState`]: an attacker cannot precompute collisions for it.
+
+/// The randomly seeded hasher of lookup-only maps keyed by attacker-chosen values: `foldhash`, seeded
+/// per map from per-process randomness (several times cheaper than `std`'s SipHash on short keys, which
+/// matters on the per-event path).
+pub type KeyedState = foldhash::fast::RandomState;
 
 const K: u64 = 0x9E37_79B9_7F4A_7C15;
 

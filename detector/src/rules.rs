@@ -5,6 +5,7 @@
 use crate::event::{host_of, port_of, Event};
 use crate::score::Comp;
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::sync::OnceLock;
 use vigil_rules::{Dynamic, FieldId, FieldType, Pack, Record, Schema};
 
@@ -154,6 +155,9 @@ pub struct EventRecord<'e, 'a> {
     ev: &'e Event<'a>,
     fields: &'e [Field],
     args: Option<Cow<'a, str>>,
+    /// `dest.host` and `dest.port`, derived once on first use (many rules read them).
+    dest_host: OnceCell<Option<&'e str>>,
+    dest_port: OnceCell<Option<&'e str>>,
     scores: [f64; Comp::COUNT],
     fused: f64,
 }
@@ -170,7 +174,15 @@ impl<'e, 'a> EventRecord<'e, 'a> {
                 Cow::Borrowed(t)
             }
         });
-        EventRecord { ev, fields: &RuleSchema::get().fields, args, scores, fused }
+        EventRecord {
+            ev,
+            fields: &RuleSchema::get().fields,
+            args,
+            dest_host: OnceCell::new(),
+            dest_port: OnceCell::new(),
+            scores,
+            fused,
+        }
     }
 }
 
@@ -189,8 +201,8 @@ impl Record for EventRecord<'_, '_> {
             Field::Args => self.args.as_deref(),
             Field::Payload => ev.payload.as_deref(),
             Field::Dest => ev.dest.as_deref(),
-            Field::DestHost => ev.dest.as_deref().map(host_of),
-            Field::DestPort => ev.dest.as_deref().and_then(port_of),
+            Field::DestHost => *self.dest_host.get_or_init(|| ev.dest.as_deref().map(host_of)),
+            Field::DestPort => *self.dest_port.get_or_init(|| ev.dest.as_deref().and_then(port_of)),
             Field::Method => ev.method.as_deref(),
             Field::Path => ev.path.as_deref(),
             Field::Op => ev.op.as_deref(),

@@ -12,7 +12,7 @@ use crate::classes::{ClassLog, ClassOp, ClassTable};
 use crate::config::EngineConfig;
 use crate::event::{Event, Kind};
 use crate::explain;
-use crate::hash::{combine, hash_str, ns};
+use crate::hash::{combine, hash_str, ns, KeyedState};
 use crate::rules::EventRecord;
 use crate::score::{self, Card, ClassSink, Comp, Ctx};
 use crate::state::{AgentState, Label, PrevEvent};
@@ -162,7 +162,7 @@ fn touch<T: Linked>(slab: &mut [T], lru: &mut Lru, i: u32) {
 pub struct Shard {
     cfg: Arc<EngineConfig>,
     ctx: Ctx,
-    agent_index: HashMap<Box<str>, u32>,
+    agent_index: HashMap<Box<str>, u32, KeyedState>,
     agent_keys: Vec<Box<str>>,
     agents: Vec<AgentState>,
     agent_lru: Lru,
@@ -238,7 +238,7 @@ impl Shard {
         Shard {
             cfg,
             ctx,
-            agent_index: HashMap::new(),
+            agent_index: HashMap::default(),
             agent_keys: Vec::new(),
             agents: Vec::new(),
             agent_lru: Lru::EMPTY,

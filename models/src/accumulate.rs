@@ -27,8 +27,7 @@ impl EvidenceAccumulator {
     /// Decays to `ts_ms` (never backwards) and adds one event with p-value `p`.
     pub fn observe(&mut self, p: f64, ts_ms: i64, half_life_ms: i64) {
         self.decay_to(ts_ms, half_life_ms);
-        let excess = (-crate::clamp_p(p).ln() - KAPPA).max(0.0);
-        self.evidence += excess as f32;
+        self.evidence += Self::excess(p) as f32;
         self.events += 1.0;
     }
 
@@ -66,10 +65,18 @@ impl EvidenceAccumulator {
         compound_poisson_sf(self.evidence as f64, (-KAPPA).exp() * self.events as f64)
     }
 
-    /// The excess surprise an event with p-value `p` adds.
+    /// The excess surprise an event with p-value `p` adds: `max(0, -ln p - κ)`.
+    ///
+    /// Zero for every `p >= e^-κ = 0.1`, which is most events (most p-values are exactly 1); the
+    /// logarithm is taken only below 0.2, far enough from 0.1 that the shortcut cannot differ from the
+    /// formula by rounding (for `p >= 0.2`, `-ln p - κ <= -0.69`, and `max` gives exactly `0.0`).
     #[inline]
     pub fn excess(p: f64) -> f64 {
-        (-crate::clamp_p(p).ln() - KAPPA).max(0.0)
+        let p = crate::clamp_p(p);
+        if p >= 0.2 {
+            return 0.0;
+        }
+        (-p.ln() - KAPPA).max(0.0)
     }
 }
 
@@ -247,6 +254,18 @@ pub fn compound_poisson_sf(a: f64, lambda: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shortcut in [`EvidenceAccumulator::excess`] gives the formula's bits for every p-value.
+    #[test]
+    fn excess_shortcut_is_the_formula() {
+        let formula = |p: f64| (-crate::clamp_p(p).ln() - KAPPA).max(0.0);
+        let mut ps =
+            vec![f64::NAN, f64::INFINITY, -1.0, 0.0, 1e-300, 0.0999, 0.1, 0.1000001, 0.19999, 0.2, 0.5, 1.0, 2.0];
+        ps.extend((0..=100_000).map(|i| i as f64 / 100_000.0));
+        for p in ps {
+            assert_eq!(EvidenceAccumulator::excess(p).to_bits(), formula(p).to_bits(), "p = {p}");
+        }
+    }
 
     #[test]
     fn compound_poisson_matches_simple_cases() {

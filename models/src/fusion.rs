@@ -60,7 +60,11 @@ pub fn fuse(ps: &[f64]) -> Fused {
         if p < crate::clamp_p(ps[strongest]) {
             strongest = i;
         }
-        sum_ln += p.ln();
+        // ln 1 is exactly +0 and adding +0 changes nothing (the sum is +0 or negative), so the
+        // common p = 1 skips the logarithm with the same bits.
+        if p != 1.0 {
+            sum_ln += p.ln();
+        }
     }
     let p_min = crate::clamp_p(ps[strongest]);
     let fisher = chi2_even_sf(-2.0 * sum_ln, k);
@@ -103,7 +107,37 @@ mod tests {
         assert!((p_from_score(0.5) - 1e-5).abs() < 1e-15);
     }
 
+    /// `fuse` as first written, taking the logarithm of every p-value.
+    fn fuse_with_every_ln(ps: &[f64]) -> Fused {
+        let k = ps.len();
+        if k == 0 {
+            return Fused { p: 1.0, strongest: None };
+        }
+        let mut strongest = 0;
+        let mut sum_ln = 0.0;
+        for (i, &p) in ps.iter().enumerate() {
+            let p = crate::clamp_p(p);
+            if p < crate::clamp_p(ps[strongest]) {
+                strongest = i;
+            }
+            sum_ln += p.ln();
+        }
+        let p_min = crate::clamp_p(ps[strongest]);
+        let fisher = chi2_even_sf(-2.0 * sum_ln, k);
+        let p = (2.0 * (k as f64 * p_min).min(fisher)).min(1.0);
+        Fused { p: crate::clamp_p(p), strongest: (p_min < 1.0).then_some(strongest) }
+    }
+
     proptest! {
+        #[test]
+        fn skipping_ln_of_one_changes_no_bit(
+            ps in proptest::collection::vec(prop_oneof![Just(1.0f64), Just(f64::NAN), Just(0.0), 1e-300f64..=1.0, 0.999f64..=1.0], 0..10)
+        ) {
+            let (a, b) = (fuse(&ps), fuse_with_every_ln(&ps));
+            prop_assert_eq!(a.p.to_bits(), b.p.to_bits());
+            prop_assert_eq!(a.strongest, b.strongest);
+        }
+
         #[test]
         fn fused_p_is_valid_and_monotone(ps in proptest::collection::vec(1e-12f64..=1.0, 1..8), i in 0usize..8, f in 0.0f64..1.0) {
             let a = fuse(&ps);

@@ -31,7 +31,7 @@ pub struct JsonRecord {
 
 /// The host part of a `dest` (`host`, `host:port` or URL).
 pub fn host_of(dest: &str) -> &str {
-    let rest = match dest.find("://") {
+    let rest = match find_scheme_end(dest) {
         Some(i) => &dest[i + 3..],
         None => dest,
     };
@@ -49,10 +49,18 @@ pub fn host_of(dest: &str) -> &str {
     }
 }
 
+/// The offset of the first `://` in `dest` (`str::find` with a byte search: this runs for every
+/// network event, several times).
+#[inline]
+fn find_scheme_end(dest: &str) -> Option<usize> {
+    let b = dest.as_bytes();
+    memchr::memchr_iter(b':', b).find(|&i| b[i + 1..].starts_with(b"//"))
+}
+
 /// The port of a `dest`: explicit (`host:port`, `[v6]:port`, URL authority), else implied by an
 /// `http`/`https` URL scheme. The detector uses this same function.
 pub fn port_of(dest: &str) -> Option<&str> {
-    let (scheme, rest) = match dest.find("://") {
+    let (scheme, rest) = match find_scheme_end(dest) {
         Some(i) => (Some(&dest[..i]), &dest[i + 3..]),
         None => (None, dest),
     };

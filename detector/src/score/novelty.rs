@@ -151,49 +151,118 @@ impl SpanBuf {
 
 /// Identifier-like values in tool arguments: URL hosts, host names, e-mail addresses and account-like
 /// digit runs (8+ digits). Returns byte ranges into `args`.
+///
+/// Tokens are split on whitespace and JSON/shell punctuation. Most tokens are words; a token can only be
+/// an identifier if it holds `:` (a URL), `@`, `.` (a host) or at least 8 digits, so the rest are passed
+/// over after one look at their bytes.
 pub fn identifiers(args: &str, out: &mut SpanBuf) {
     if args.len() > MAX_ARGS_SCAN {
         return;
     }
-    let is_sep = |c: char| {
-        c.is_whitespace()
-            || matches!(c, '"' | '\'' | ',' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | ';' | '|' | '`')
-    };
-    let base = args.as_ptr() as usize;
-    for tok in args.split(is_sep) {
-        if out.len() >= MAX_IDENTIFIERS {
+    let b = args.as_bytes();
+    let mut i = 0;
+    while i < b.len() && out.len() < MAX_IDENTIFIERS {
+        // Skip separators, then take the token up to the next one.
+        let (start, _) = next_token_edge(args, i, true);
+        let (end, next) = next_token_edge(args, start, false);
+        i = next;
+        if end > start {
+            identifier(args, start, end, out);
+        }
+    }
+}
+
+/// From `i`, the offset of the first byte that is (`want_token`) or is not (`!want_token`) part of a
+/// token, and the offset just after that character.
+#[inline]
+fn next_token_edge(s: &str, mut i: usize, want_token: bool) -> (usize, usize) {
+    let b = s.as_bytes();
+    while i < b.len() {
+        let c = b[i];
+        let (sep, len) = if c < 0x80 {
+            (ASCII_SEP[c as usize], 1)
+        } else {
+            // Whitespace beyond ASCII (no-break space, line separator, ...) separates too.
+            let ch = s[i..].chars().next().expect("a char starts at a char boundary");
+            (ch.is_whitespace(), ch.len_utf8())
+        };
+        if sep != want_token {
+            return (i, i + len);
+        }
+        i += len;
+    }
+    (b.len(), b.len())
+}
+
+/// ASCII bytes that separate tokens: whitespace and JSON/shell punctuation.
+const ASCII_SEP: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut c = 0;
+    while c < 128 {
+        t[c] = (c as u8 as char).is_ascii_whitespace()
+            || c == 0x0b
+            || matches!(
+                c as u8,
+                b'"' | b'\'' | b',' | b'{' | b'}' | b'[' | b']' | b'(' | b')' | b'<' | b'>' | b';' | b'|' | b'`'
+            );
+        c += 1;
+    }
+    t
+};
+
+/// Judges the token `args[start..end]`; pushes the identifier span it holds, if any.
+#[inline]
+fn identifier(args: &str, start: usize, end: usize, out: &mut SpanBuf) {
+    let trim = |c: u8| matches!(c, b'.' | b':' | b'=' | b'\\');
+    let b = args.as_bytes();
+    let (mut start, mut end) = (start, end);
+    while start < end && trim(b[start]) {
+        start += 1;
+    }
+    while end > start && trim(b[end - 1]) {
+        end -= 1;
+    }
+    let tok = &args[start..end];
+    if tok.len() < 4 {
+        return;
+    }
+    // A cheap look first: no `:`, `@` or `.` and fewer than 8 digits is a plain word.
+    let (mut marks, mut digits) = (false, 0usize);
+    for &c in tok.as_bytes() {
+        marks |= matches!(c, b':' | b'@' | b'.');
+        digits += c.is_ascii_digit() as usize;
+    }
+    if !marks && digits < 8 {
+        return;
+    }
+    let off = start;
+    let span = if let Some(i) = find_scheme_sep(tok) {
+        let host = host_of(tok);
+        if host.is_empty() {
             return;
         }
-        let tok = tok.trim_matches(|c: char| matches!(c, '.' | ':' | '=' | '\\'));
-        if tok.len() < 4 {
-            continue;
+        let start = off + i + 3 + tok[i + 3..].find(host).unwrap_or(0);
+        (start, start + host.len())
+    } else if let Some(at) = tok.find('@') {
+        let domain = &tok[at + 1..];
+        if at == 0 || !looks_like_host(domain) {
+            return;
         }
-        let off = tok.as_ptr() as usize - base;
-        let span = if let Some(i) = tok.find("://") {
-            let host = host_of(tok);
-            if host.is_empty() {
-                continue;
-            }
-            let start = off + i + 3 + tok[i + 3..].find(host).unwrap_or(0);
-            (start, start + host.len())
-        } else if let Some(at) = tok.find('@') {
-            let domain = &tok[at + 1..];
-            if at == 0 || !looks_like_host(domain) {
-                continue;
-            }
-            (off, off + tok.len())
-        } else if looks_like_host(tok) {
-            (off, off + tok.len())
-        } else {
-            let digits = tok.bytes().filter(u8::is_ascii_digit).count();
-            if digits >= 8 && tok.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b' ') {
-                (off, off + tok.len())
-            } else {
-                continue;
-            }
-        };
-        out.push((span.0 as u32, span.1 as u32));
-    }
+        (off, off + tok.len())
+    } else if looks_like_host(tok) || (digits >= 8 && tok.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b' '))
+    {
+        (off, off + tok.len())
+    } else {
+        return;
+    };
+    out.push((span.0 as u32, span.1 as u32));
+}
+
+/// The offset of the first `://` in `tok`.
+#[inline]
+fn find_scheme_sep(tok: &str) -> Option<usize> {
+    let b = tok.as_bytes();
+    memchr::memchr_iter(b':', b).find(|&i| b[i + 1..].starts_with(b"//"))
 }
 
 /// The values of an event the detector judges, with their source text ranges.
@@ -328,6 +397,62 @@ mod tests {
         assert_eq!(idents(r#"{"host":"api.github.com","file":"report.pdf","n":12}"#), vec!["api.github.com"]);
         assert!(idents(r#"{"query":"how do I reset my password","path":"src/main.rs"}"#).is_empty());
         assert_eq!(idents("connect 10.0.0.12 now"), vec!["10.0.0.12"]);
+    }
+
+    /// The straightforward definition the scan must agree with: split on separator characters, trim,
+    /// classify every token.
+    fn identifiers_by_split(args: &str) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        let is_sep = |c: char| {
+            c.is_whitespace()
+                || matches!(c, '"' | '\'' | ',' | '{' | '}' | '[' | ']' | '(' | ')' | '<' | '>' | ';' | '|' | '`')
+        };
+        let base = args.as_ptr() as usize;
+        for tok in args.split(is_sep) {
+            if out.len() >= MAX_IDENTIFIERS {
+                break;
+            }
+            let tok = tok.trim_matches(|c: char| matches!(c, '.' | ':' | '=' | '\\'));
+            if tok.len() < 4 {
+                continue;
+            }
+            let off = tok.as_ptr() as usize - base;
+            let span = if let Some(i) = tok.find("://") {
+                let host = host_of(tok);
+                if host.is_empty() {
+                    continue;
+                }
+                let start = off + i + 3 + tok[i + 3..].find(host).unwrap_or(0);
+                (start, start + host.len())
+            } else if let Some(at) = tok.find('@') {
+                if at == 0 || !looks_like_host(&tok[at + 1..]) {
+                    continue;
+                }
+                (off, off + tok.len())
+            } else if looks_like_host(tok) {
+                (off, off + tok.len())
+            } else {
+                let digits = tok.bytes().filter(u8::is_ascii_digit).count();
+                if digits >= 8 && tok.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b' ') {
+                    (off, off + tok.len())
+                } else {
+                    continue;
+                }
+            };
+            out.push((span.0 as u32, span.1 as u32));
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn identifier_scan_agrees_with_splitting(
+            s in "([a-z0-9.:/@=\\\\_-]{0,12}|https?://|\\.io|\\.com|[\"',{}()<>;|`\\[\\] \t\n\u{b}\u{c}]|\u{a0}|\u{2028}|\u{85}|é|[0-9]{8,10}){0,24}"
+        ) {
+            let mut spans = SpanBuf::default();
+            identifiers(&s, &mut spans);
+            proptest::prop_assert_eq!(spans.as_slice(), &identifiers_by_split(&s)[..], "{:?}", s);
+        }
     }
 
     #[test]

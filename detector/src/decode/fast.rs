@@ -1,0 +1,740 @@
+//! The fast path of [`super::decode`]: a single-pass scanner for the common shape of a well-formed
+//! event, writing straight into the caller's [`Event`].
+//!
+//! It never rejects. It either produces exactly the event the full decoder would produce for the same
+//! text, or gives up (`false`) and the full decoder runs, which then also finds the precise reason and
+//! message of a reject. So everything unusual — an escaped key, a duplicate key, a number with a
+//! fraction where an integer belongs, a value of the wrong type, a deep nest, a missing field, an
+//! unknown `outcome` — simply takes the slow road; correctness never depends on this module. The
+//! differential tests at the bottom hold the two paths to the same answers.
+//!
+//! What it does itself: the event object's keys (unescaped, matched once), strings (borrowed; an escaped
+//! one is unescaped by `serde_json`, exactly as the full decoder does), unsigned integers, booleans,
+//! `null`, `ts` in both forms, the `tokens` and `metric` objects inline; raw values (`args`, `attrs`,
+//! `argv`, unknown fields) are delimited and validated by `serde_json`'s own skipping parser.
+
+use super::{json_depth, Field};
+use crate::event::{Event, Kind, Outcome, Role, Str, TsField};
+use crate::time::{parse_rfc3339_ms, MAX_TS_MS, MIN_TS_MS};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Deepest nesting the fast path handles itself; deeper values go to the full decoder (which applies
+/// the configured limit and `serde_json`'s own recursion limit).
+const MAX_FAST_DEPTH: usize = 100;
+
+/// Decodes `text` (trimmed at the end, within the size limit) into `ev`, which must be as
+/// [`Event::new`] leaves it. Returns false to ask for the full decoder; `ev` is then unspecified.
+pub(super) fn decode_into<'a>(text: &'a str, max_depth: usize, ev: &mut Event<'a>) -> bool {
+    let mut s = Scanner { s: text, b: text.as_bytes(), i: 0, max_depth: max_depth.min(MAX_FAST_DEPTH) };
+    s.event(ev).is_some()
+}
+
+struct Scanner<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+    max_depth: usize,
+}
+
+/// Offset of the first byte that ends or interrupts a plain string: `"`, `\\` or a control character
+/// (JSON forbids them raw in strings); `None` when the text ends first.
+///
+/// Most strings of an event (keys, ids, names, kinds) are short: the first bytes are tested eight at a
+/// time in a plain register (no set-up cost); a string still open after them is searched with `memchr`
+/// (vectorised) for its end, and that stretch checked for control characters in one branch-free pass.
+#[inline]
+fn string_stop(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// Words tested in the register before switching to the vectorised search.
+    const SHORT_WORDS: usize = 4;
+    let mut i = 0;
+    while i + 8 <= b.len() && i < 8 * SHORT_WORDS {
+        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("a slice of eight bytes"));
+        // The high bit of a byte is set when it is `"`, `\\` or below 0x20 (each test: zero after the
+        // xor, or below the bound). A borrow can only mark a byte above a true match, so the lowest
+        // mark is exact.
+        let quote = w ^ (ONES * b'"' as u64);
+        let backslash = w ^ (ONES * b'\\' as u64);
+        let marks = ((quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGH;
+        if marks != 0 {
+            return Some(i + (marks.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let rest = &b[i..];
+    if i < 8 * SHORT_WORDS {
+        // Fewer than eight bytes left.
+        return rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| i + p);
+    }
+    let end = memchr::memchr2(b'"', b'\\', rest);
+    let head = &rest[..end.unwrap_or(rest.len())];
+    if head.iter().fold(false, |any, &c| any | (c < 0x20)) {
+        return head.iter().position(|&c| c < 0x20).map(|p| i + p);
+    }
+    end.map(|p| i + p)
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// `null` at the cursor (consumed).
+    #[inline]
+    fn null(&mut self) -> bool {
+        if self.b[self.i..].starts_with(b"null") {
+            self.i += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string at the cursor: borrowed, or unescaped by `serde_json` when it has escapes.
+    #[inline]
+    fn string(&mut self) -> Option<Str<'a>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        let j = start + string_stop(&self.b[start..])?;
+        match self.b[j] {
+            b'"' => {
+                self.i = j + 1;
+                Some(Cow::Borrowed(&self.s[start..j]))
+            }
+            b'\\' => self.escaped(j),
+            _ => None,
+        }
+    }
+
+    /// The rest of a string with escapes, the first one at `j`, unescaped exactly as `serde_json`
+    /// (the full decoder) does. A lone surrogate (which `serde_json` refuses) or an unknown escape
+    /// goes to the full decoder.
+    #[cold]
+    fn escaped(&mut self, mut j: usize) -> Option<Str<'a>> {
+        let start = self.i + 1;
+        let mut out = String::with_capacity(j - start + 256);
+        out.push_str(&self.s[start..j]);
+        loop {
+            // `self.b[j]` is a backslash.
+            let c = *self.b.get(j + 1)?;
+            j += 2;
+            out.push(match c {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let hi = self.hex4(j)?;
+                    j += 4;
+                    let cp = match hi {
+                        0xD800..=0xDBFF => {
+                            if self.b.get(j..j + 2)? != b"\\u" {
+                                return None;
+                            }
+                            let lo = self.hex4(j + 2)?;
+                            if !(0xDC00..=0xDFFF).contains(&lo) {
+                                return None;
+                            }
+                            j += 6;
+                            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                        }
+                        0xDC00..=0xDFFF => return None,
+                        cp => cp,
+                    };
+                    char::from_u32(cp)?
+                }
+                _ => return None,
+            });
+            let k = j + string_stop(&self.b[j..])?;
+            out.push_str(&self.s[j..k]);
+            match self.b[k] {
+                b'"' => {
+                    self.i = k + 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => j = k,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Four hex digits at `at`.
+    #[inline]
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let h = self.b.get(at..at + 4)?;
+        h.iter().try_fold(0u32, |v, &c| Some(v << 4 | (c as char).to_digit(16)?))
+    }
+
+    /// A key without escapes (an escaped key is left to the full decoder).
+    #[inline]
+    fn key(&mut self) -> Option<&'a str> {
+        match self.string()? {
+            Cow::Borrowed(k) => Some(k),
+            Cow::Owned(_) => None,
+        }
+    }
+
+    /// An optional string field: a string or `null`.
+    #[inline]
+    fn opt_str(&mut self) -> Option<Option<Str<'a>>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    /// A non-negative JSON integer of at most 19 digits (anything else goes to the full decoder).
+    #[inline]
+    fn uint(&mut self) -> Option<u64> {
+        let start = self.i;
+        let digits = self.b[start..].iter().take(20).take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 19 || (digits > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.b.get(start + digits) {
+            return None;
+        }
+        self.i = start + digits;
+        Some(self.b[start..self.i].iter().fold(0u64, |v, &c| v * 10 + (c - b'0') as u64))
+    }
+
+    /// An optional unsigned integer field.
+    #[inline]
+    fn opt_uint(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.uint().map(Some)
+    }
+
+    /// A raw JSON value, delimited and validated by `serde_json` (as the full decoder reads it), and
+    /// within the depth limit at nesting `level` 2 (a field of the event object).
+    fn raw(&mut self) -> Option<&'a RawValue> {
+        let rest = &self.s[self.i..];
+        let mut de = serde_json::Deserializer::from_str(rest);
+        let raw = <&'a RawValue>::deserialize(&mut de).ok()?;
+        let text = raw.get();
+        if text.len() >= 2 * self.max_depth && json_depth(text) + 1 > self.max_depth {
+            return None;
+        }
+        self.i += (text.as_ptr() as usize - rest.as_ptr() as usize) + text.len();
+        Some(raw)
+    }
+
+    /// An optional raw value whose first byte must be one of `first`.
+    #[inline]
+    fn opt_raw(&mut self, first: &[u8]) -> Option<Option<&'a RawValue>> {
+        if self.null() {
+            return Some(None);
+        }
+        if !first.contains(&self.peek()?) {
+            return None;
+        }
+        self.raw().map(Some)
+    }
+
+    /// After a value: `,` (more members follow) or `}` (the object ends).
+    #[inline]
+    fn next_member(&mut self) -> Option<bool> {
+        self.ws();
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.ws();
+                Some(true)
+            }
+            b'}' => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// `"key" :` with the whitespace around it.
+    #[inline]
+    fn member_key(&mut self) -> Option<&'a str> {
+        let k = self.key()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(k)
+    }
+
+    /// The `tokens` object: `input` and `output`, each once, unsigned or null; nothing else.
+    fn tokens(&mut self, ev: &mut Event<'a>) -> Option<()> {
+        if self.null() {
+            return Some(());
+        }
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        let (mut input, mut output) = (false, false);
+        loop {
+            match self.member_key()? {
+                "input" if !input => {
+                    input = true;
+                    ev.tokens_input = self.opt_uint()?;
+                }
+                "output" if !output => {
+                    output = true;
+                    ev.tokens_output = self.opt_uint()?;
+                }
+                _ => return None,
+            }
+            if !self.next_member()? {
+                return Some(());
+            }
+        }
+    }
+
+    /// The `metric` object: `name` (string or null) and `value` (number or null), each once.
+    fn metric(&mut self, ev: &mut Event<'a>) -> Option<()> {
+        if self.null() {
+            return Some(());
+        }
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        let (mut name, mut value) = (false, false);
+        loop {
+            match self.member_key()? {
+                "name" if !name => {
+                    name = true;
+                    ev.metric_name = self.opt_str()?;
+                }
+                "value" if !value => {
+                    value = true;
+                    ev.metric_value = self.number()?;
+                }
+                _ => return None,
+            }
+            if !self.next_member()? {
+                return Some(());
+            }
+        }
+    }
+
+    /// A JSON number (or null) as `f64`, converted by `serde_json` itself so the bits are the full
+    /// decoder's.
+    fn number(&mut self) -> Option<Option<f64>> {
+        if self.null() {
+            return Some(None);
+        }
+        let start = self.i;
+        let len =
+            self.b[start..].iter().take_while(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')).count();
+        if len == 0 {
+            return None;
+        }
+        let v: f64 = serde_json::from_str(&self.s[start..start + len]).ok()?;
+        self.i = start + len;
+        Some(Some(v))
+    }
+
+    /// `ts`: integer epoch milliseconds or RFC 3339 text, in range.
+    fn ts(&mut self, ev: &mut Event<'a>) -> Option<()> {
+        if self.peek()? == b'"' {
+            let text = self.string()?;
+            ev.ts_ms = parse_rfc3339_ms(&text)?;
+            ev.ts = TsField::Text(text);
+        } else {
+            let ms = i64::try_from(self.uint()?).ok().filter(|ms| (MIN_TS_MS..=MAX_TS_MS).contains(ms))?;
+            ev.ts_ms = ms;
+            ev.ts = TsField::Millis(ms);
+        }
+        Some(())
+    }
+
+    fn event(&mut self, ev: &mut Event<'a>) -> Option<()> {
+        self.ws();
+        self.eat(b'{')?;
+        self.ws();
+        let (mut seen, mut outcome, mut role) = (0u64, None, None);
+        // An empty object lacks the required fields: the full decoder says which.
+        loop {
+            let field = Field::from_key(self.member_key()?);
+            if field != Field::Unknown {
+                let bit = 1u64 << (field as u32);
+                if seen & bit != 0 {
+                    return None;
+                }
+                seen |= bit;
+            }
+            match field {
+                Field::Ts => self.ts(ev)?,
+                Field::AgentId => ev.agent_id = self.string()?,
+                Field::Agent => ev.agent = self.opt_str()?,
+                Field::SessionId => ev.session_id = self.opt_str()?,
+                Field::Kind => ev.kind_name = self.string()?,
+                Field::Id => ev.id = self.opt_str()?,
+                Field::Outcome => outcome = self.opt_str()?,
+                Field::Privileged => {
+                    ev.privileged = if self.b[self.i..].starts_with(b"true") {
+                        self.i += 4;
+                        true
+                    } else if self.b[self.i..].starts_with(b"false") {
+                        self.i += 5;
+                        false
+                    } else if self.null() {
+                        false
+                    } else {
+                        return None;
+                    }
+                }
+                Field::Attrs => ev.attrs = self.opt_raw(b"{")?,
+                Field::Model => ev.model = self.opt_str()?,
+                Field::Tokens => self.tokens(ev)?,
+                Field::LatencyMs => ev.latency_ms = self.opt_uint()?,
+                Field::Tool => ev.tool = self.opt_str()?,
+                Field::Args => ev.args = self.opt_raw(b"{\"")?,
+                Field::CallId => ev.call_id = self.opt_str()?,
+                Field::Bytes => ev.bytes = self.opt_uint()?,
+                Field::Payload => ev.payload = self.opt_str()?,
+                Field::Dest => ev.dest = self.opt_str()?,
+                Field::Method => ev.method = self.opt_str()?,
+                Field::BytesOut => ev.bytes_out = self.opt_uint()?,
+                Field::BytesIn => ev.bytes_in = self.opt_uint()?,
+                Field::Path => ev.path = self.opt_str()?,
+                Field::Op => ev.op = self.opt_str()?,
+                Field::Cmd => ev.cmd = self.opt_str()?,
+                Field::Argv => ev.argv = self.opt_raw(b"[")?,
+                Field::Scope => ev.scope = self.opt_str()?,
+                Field::Principal => ev.principal = self.opt_str()?,
+                Field::Role => role = self.opt_str()?,
+                Field::Content => ev.content = self.opt_str()?,
+                Field::Metric => self.metric(ev)?,
+                Field::Unknown => {
+                    self.raw()?;
+                }
+            }
+            if !self.next_member()? {
+                break;
+            }
+        }
+        self.ws();
+        if self.i != self.b.len() {
+            return None;
+        }
+        // Required fields (a `null` ts, agent_id or kind reads as absent: the full decoder reports it).
+        const REQUIRED: u64 = 1 << Field::Ts as u32 | 1 << Field::AgentId as u32 | 1 << Field::Kind as u32;
+        if seen & REQUIRED != REQUIRED || ev.agent_id.is_empty() || ev.agent_id.len() > 256 {
+            return None;
+        }
+        ev.kind = Kind::from_name(&ev.kind_name);
+        if let Some(o) = outcome {
+            ev.outcome = match &*o {
+                "ok" => Outcome::Ok,
+                "denied" => Outcome::Denied,
+                "error" => Outcome::Error,
+                _ => return None,
+            };
+        }
+        if let Some(r) = role {
+            ev.role = Some(match &*r {
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                "system" => Role::System,
+                "tool" => Role::Tool,
+                _ => return None,
+            });
+        }
+        let complete = match ev.kind {
+            Kind::ToolCall => ev.tool.is_some(),
+            Kind::Net => ev.dest.is_some(),
+            Kind::File => ev.path.is_some(),
+            Kind::Process => ev.cmd.is_some(),
+            Kind::Metric => ev.metric_name.is_some() && ev.metric_value.is_some(),
+            _ => true,
+        };
+        complete.then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{decode_full, Limits};
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fast path's answer: `Some(event as Debug)` or `None` (gave up).
+    fn fast(text: &str, max_depth: usize) -> Option<String> {
+        let mut ev = Event::new(0, "", Kind::Other);
+        decode_into(text, max_depth, &mut ev).then(|| format!("{ev:?}"))
+    }
+
+    /// Holds the fast path to the full decoder: whenever it answers, the full decoder accepts the text
+    /// and gives the same event.
+    fn agrees(text: &str, max_depth: usize) -> Option<String> {
+        let text = text.trim_end_matches(['\r', '\n', ' ', '\t']);
+        let got = fast(text, max_depth);
+        if let Some(got) = &got {
+            let limits = Limits { max_event_bytes: usize::MAX, max_depth };
+            match decode_full(text, &limits) {
+                Ok(ev) => assert_eq!(got, &format!("{ev:?}"), "{text}"),
+                Err(r) => panic!("fast path accepted what the full decoder rejects ({r}): {text}"),
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn takes_the_usual_shapes_itself() {
+        let lines = [
+            r#"{"ts":"2026-11-27T05:00:00.120Z","agent_id":"support-7","agent":"support-bot","session_id":"s-91","kind":"llm_call","model":"m-large","tokens":{"input":1830,"output":212},"latency_ms":840}"#,
+            r#"{"ts":1795756802500,"agent_id":"support-7","kind":"auth","op":"sudo","privileged":true,"outcome":"denied"}"#,
+            r#"{"ts":"2026-11-27T05:00:03Z","agent_id":"etl-2","kind":"metric","metric":{"name":"cost_usd","value":0.013}}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"metric","metric":{"value":-1.5e3,"name":"x"}}"#,
+            r#"{"ts":5,"agent_id":"a","kind":"tool_call","tool":"crm.lookup","args":{"customer":"C-1182","n":[1,{"x":null}]},"attrs":{"k":"v"}}"#,
+            r#"{"ts":5,"agent_id":"a","kind":"tool_call","tool":"t","args":"a \"quoted\" string"}"#,
+            r#"{"ts":5,"agent_id":"a","kind":"tool_result","payload":"{\"id\":\"C-1\",\"n\":\"\\u00e9\u00e9 \ud83d\ude00\"}"}"#,
+            r#" { "ts" : 5 , "agent_id" : "a" , "kind" : "net" , "dest" : "h:443" , "bytes_out" : 0 , "extra" : [1, 2, {"a": "b"}] } "#,
+            r#"{"ts":5,"agent_id":"a","kind":"process","cmd":"curl x","argv":["curl","x"],"privileged":false}"#,
+            r#"{"ts":5,"agent_id":"a","kind":"message","role":"assistant","content":"héllo — ✓","session_id":null}"#,
+            r#"{"ts":5,"agent_id":"a","kind":"teleport","tokens":null,"metric":null,"args":null,"outcome":"error","privileged":null}"#,
+            r#"{"ts":5,"agent_id":"a","kind":"file","path":"/etc/x","op":"read","bytes":12,"bytes_in":3,"method":"GET","call_id":"c","id":"i","scope":"s","principal":"p"}"#,
+        ];
+        for l in lines {
+            assert!(agrees(l, 64).is_some(), "fast path gave up on {l}");
+        }
+    }
+
+    #[test]
+    fn leaves_the_unusual_and_the_invalid_to_the_full_decoder() {
+        let lines = [
+            r#"{"ts":0,"ts":1,"agent_id":"a","kind":"x"}"#,
+            r#"{"t\u0073":0,"agent_id":"a","kind":"x"}"#,
+            r#"{"ts":1.5,"agent_id":"a","kind":"x"}"#,
+            r#"{"ts":-1,"agent_id":"a","kind":"x"}"#,
+            r#"{"ts":01,"agent_id":"a","kind":"x"}"#,
+            r#"{"ts":null,"agent_id":"a","kind":"x"}"#,
+            r#"{"ts":"yesterday","agent_id":"a","kind":"x"}"#,
+            r#"{"ts":0,"agent_id":"","kind":"x"}"#,
+            r#"{"ts":0,"agent_id":"a"}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","outcome":"maybe"}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"tool_call"}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","tokens":{"input":1,"input":2}}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","tokens":{"input":1,"cached":2}}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","bytes_out":1e3}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","bytes_out":99999999999999999999}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","args":[1]}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","payload":"tab	inside"}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","payload":"bad \q escape"}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x",}"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x"} trailing"#,
+            r#"{"ts":0,"agent_id":"a","kind":"x","privileged":"yes"}"#,
+            r#"{}"#,
+            r#"[1]"#,
+        ];
+        for l in lines {
+            assert!(agrees(l, 64).is_none(), "fast path answered for {l}");
+        }
+        // Nesting beyond the limit, in a raw field, goes to the full decoder (which rejects it).
+        let deep = format!(r#"{{"ts":0,"agent_id":"a","kind":"x","extra":{}1{}}}"#, "[".repeat(64), "]".repeat(64));
+        assert!(agrees(&deep, 64).is_none());
+        let ok = format!(r#"{{"ts":0,"agent_id":"a","kind":"x","extra":{}1{}}}"#, "[".repeat(63), "]".repeat(63));
+        assert!(agrees(&ok, 64).is_some());
+    }
+
+    #[test]
+    fn string_stop_finds_the_first_special_byte() {
+        for (s, want) in [
+            ("", None),
+            ("abc", None),
+            ("abcdefgh\"", Some(8)),
+            ("ab\\cdefgh\"", Some(2)),
+            ("éééé\u{1}\"", Some(8)),
+            ("no end", None),
+            ("0123456789abcdef\n\"", Some(16)),
+            ("0123456789abcdef\n", Some(16)),
+            ("0123456789abcdef0123456789abcdef0123456789\"", Some(42)),
+            ("0123456789abcdef0123456789abcdef0123\n456789\"", Some(36)),
+            ("0123456789abcdef0123456789abcdef0123\n456789", Some(36)),
+            ("0123456789abcdef0123456789abcdef0123456789", None),
+            ("0123456789abcdef0123456789abcdef\\", Some(32)),
+            ("0123456\u{1f}", Some(7)),
+            ("\u{7f}\u{80}ÿ\"", Some(5)),
+        ] {
+            assert_eq!(string_stop(s.as_bytes()), want, "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn string_stop_agrees_with_a_byte_by_byte_search(s in "([a-z]{1,40}|\"|\\\\|\u{1}|\n|\u{1f}| |é|\u{7f}){0,12}") {
+            let naive = s.bytes().position(|c| c == b'"' || c == b'\\' || c < 0x20);
+            prop_assert_eq!(string_stop(s.as_bytes()), naive, "{:?}", s);
+        }
+    }
+
+    /// A JSON value of any type, as text, sometimes with escapes, odd numbers or whitespace.
+    fn any_value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            Just("false".to_string()),
+            "-?[0-9]{1,21}(\\.[0-9]{1,8})?([eE][+-]?[0-9]{1,3})?",
+            "\"([a-z0-9 .:/_-]|\\\\[\"\\\\/bfnrt]|\\\\u00[0-9a-f]{2}|é|\u{2028}|\t){0,24}\"",
+            Just("\"2026-11-27T05:00:00.120Z\"".to_string()),
+            Just("\"\\ud83d\\ude00\"".to_string()),
+            "\"(\\\\u[dD][89abAB][0-9a-f]{2}\\\\u[dD][0-9a-fA-F]{3}|\\\\u[0-9a-fA-F]{4}|\\\\[a-z]|x){0,6}\"",
+            Just("\"\\ud83d\"".to_string()),
+        ];
+        leaf.prop_recursive(3, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-z]{1,6}", inner), 0..4).prop_map(|v| {
+                    let m: Vec<String> = v.into_iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
+                    format!("{{{}}}", m.join(","))
+                }),
+            ]
+        })
+    }
+
+    /// A value that fits the field (most of the time), so that many generated events are valid.
+    fn value_for(key: &'static str) -> BoxedStrategy<String> {
+        let fitting: BoxedStrategy<String> = match key {
+            "ts" => prop_oneof![
+                (0i64..4_000_000_000_000).prop_map(|v| v.to_string()),
+                Just("\"2026-11-27T05:00:00.120Z\"".to_string()),
+                Just("\"2026-11-27T05:00:00+02:00\"".to_string()),
+            ]
+            .boxed(),
+            "kind" => prop_oneof![
+                Just("\"llm_call\""),
+                Just("\"tool_call\""),
+                Just("\"tool_result\""),
+                Just("\"net\""),
+                Just("\"file\""),
+                Just("\"process\""),
+                Just("\"auth\""),
+                Just("\"message\""),
+                Just("\"metric\""),
+                Just("\"teleport\""),
+            ]
+            .prop_map(str::to_string)
+            .boxed(),
+            "outcome" => prop_oneof![Just("\"ok\""), Just("\"denied\""), Just("\"error\""), Just("\"maybe\"")]
+                .prop_map(str::to_string)
+                .boxed(),
+            "role" => prop_oneof![Just("\"user\""), Just("\"tool\""), Just("\"god\"")].prop_map(str::to_string).boxed(),
+            "privileged" => prop_oneof![Just("true"), Just("false")].prop_map(str::to_string).boxed(),
+            "tokens" => {
+                (0u64..100_000, 0u64..100_000).prop_map(|(a, b)| format!("{{\"input\":{a}, \"output\":{b}}}")).boxed()
+            }
+            "metric" => {
+                ("[a-z_]{1,8}", -1e6f64..1e6).prop_map(|(n, v)| format!("{{\"name\":\"{n}\",\"value\":{v}}}")).boxed()
+            }
+            "latency_ms" | "bytes" | "bytes_out" | "bytes_in" => (0u64..u64::MAX).prop_map(|v| v.to_string()).boxed(),
+            "args" | "attrs" => any_value().prop_map(|v| format!("{{\"k\":{v}}}")).boxed(),
+            "argv" => any_value().prop_map(|v| format!("[{v}]")).boxed(),
+            _ => "\"([a-zA-Z0-9 .:/_-]|\\\\n|\\\\\"|é){0,30}\"".boxed(),
+        };
+        prop_oneof![8 => fitting, 1 => any_value()].boxed()
+    }
+
+    const KEYS: &[&str] = &[
+        "ts",
+        "agent_id",
+        "agent",
+        "session_id",
+        "kind",
+        "id",
+        "outcome",
+        "privileged",
+        "attrs",
+        "model",
+        "tokens",
+        "latency_ms",
+        "tool",
+        "args",
+        "call_id",
+        "bytes",
+        "payload",
+        "dest",
+        "method",
+        "bytes_out",
+        "bytes_in",
+        "path",
+        "op",
+        "cmd",
+        "argv",
+        "scope",
+        "principal",
+        "role",
+        "content",
+        "metric",
+        "extra",
+    ];
+
+    fn any_event() -> impl Strategy<Value = String> {
+        let member = prop::sample::select(KEYS).prop_flat_map(|k| value_for(k).prop_map(move |v| (k, v)));
+        (
+            prop::collection::vec(member, 0..10),
+            prop::sample::select(&["", " ", "\t", "\r\n "][..]),
+            value_for("ts"),
+            value_for("kind"),
+        )
+            .prop_map(|(members, ws, ts, kind)| {
+                let mut m =
+                    vec![format!("\"ts\":{ws}{ts}"), format!("\"agent_id\":\"a-1\""), format!("\"kind\":{kind}")];
+                m.extend(members.into_iter().map(|(k, v)| format!("\"{k}\"{ws}:{ws}{v}")));
+                format!("{ws}{{{}}}{ws}", m.join(&format!("{ws},{ws}")))
+            })
+    }
+
+    #[test]
+    fn generated_events_exercise_both_paths() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = any_event();
+        let n = 2000;
+        let answered = (0..n)
+            .filter(|_| agrees(&strategy.new_tree(&mut runner).expect("a generated event").current(), 64).is_some())
+            .count();
+        assert!(answered > n / 10 && answered < n * 9 / 10, "fast path answered {answered} of {n}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn fast_and_full_decoders_agree_on_events(text in any_event(), depth in prop::sample::select(&[2usize, 3, 64][..])) {
+            agrees(&text, depth);
+        }
+
+        #[test]
+        fn fast_and_full_decoders_agree_on_json_like_text(s in r#"[{}\[\]":,a-z0-9 .\\-]{0,80}"#) {
+            agrees(&s, 64);
+        }
+    }
+}

@@ -30,7 +30,7 @@ def free_port():
 
 
 def main():
-    vigil, events = sys.argv[1], sys.argv[2]
+    vigil, events = os.path.abspath(sys.argv[1]), sys.argv[2]
     rate = float(sys.argv[3]) if len(sys.argv) > 3 else 20000
     batch = int(sys.argv[4]) if len(sys.argv) > 4 else 100
     lines = open(events, "rb").read().splitlines(keepends=True)

@@ -131,6 +131,8 @@ fn main() {
         eprintln!("usage: kafka_bench BROKERS VIGIL_BINARY EVENTS.jsonl [RATE]");
         std::process::exit(2);
     };
+    // vigil runs in a scratch directory: resolve a relative path first.
+    let vigil = &std::fs::canonicalize(vigil).expect("the vigil binary").display().to_string();
     let rate: f64 = args.get(4).map(|r| r.parse().expect("RATE")).unwrap_or(20_000.0);
     let lines: Vec<String> = std::fs::read_to_string(events).expect("events").lines().map(str::to_string).collect();
     let n = lines.len();

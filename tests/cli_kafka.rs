@@ -185,8 +185,7 @@ fn events_become_alerts_and_malformed_messages_dead_letters() {
     let reference = replay_ids(dir.path(), "p0.jsonl", &events);
     assert!(reference.len() >= 3, "{reference:?}");
 
-    let mut msgs: Vec<(i32, Option<String>, String)> =
-        events.iter().map(|e| (0, Some(agent_of(e)), e.clone())).collect();
+    let mut msgs = keyed_by_agent(&events, 1);
     msgs.push((0, Some("x".into()), "not json".into()));
     msgs.push((0, Some("someone-else".into()), events[0].clone()));
     msgs.push((0, Some("x".into()), "{\"ts\":1,\"kind\":\"tool_call\"}".into()));
@@ -231,6 +230,17 @@ fn partition_of(agent: &str, partitions: i32) -> i32 {
     (agent.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % partitions as u32) as i32
 }
 
+/// `(partition, key, payload)` for each event: keyed by its agent, on the agent's partition.
+fn keyed_by_agent(events: &[String], partitions: i32) -> Vec<(i32, Option<String>, String)> {
+    events
+        .iter()
+        .map(|e| {
+            let a = agent_of(e);
+            (partition_of(&a, partitions), Some(a), e.clone())
+        })
+        .collect()
+}
+
 #[test]
 fn a_killed_instance_s_partitions_continue_elsewhere_from_their_checkpoints() {
     let Some(brokers) = brokers() else { return };
@@ -251,13 +261,7 @@ fn a_killed_instance_s_partitions_continue_elsewhere_from_their_checkpoints() {
         false,
     );
     let events = lines(&ev);
-    let msgs: Vec<(i32, Option<String>, String)> = events
-        .iter()
-        .map(|e| {
-            let a = agent_of(e);
-            (partition_of(&a, PARTITIONS), Some(a), e.clone())
-        })
-        .collect();
+    let msgs = keyed_by_agent(&events, PARTITIONS);
     let mut reference_agents = BTreeMap::new();
     for p in 0..PARTITIONS {
         let part: Vec<String> = msgs.iter().filter(|m| m.0 == p).map(|m| m.2.clone()).collect();
@@ -354,13 +358,7 @@ fn replay_reads_a_topic_through_the_same_engine() {
     let ev =
         simulate(d, "fleet.jsonl", &["--agents", "30", "--duration", "2h", "--seed", "5", "--attacks", "all"], false);
     let events = lines(&ev);
-    let msgs: Vec<(i32, Option<String>, String)> = events
-        .iter()
-        .map(|e| {
-            let a = agent_of(e);
-            (partition_of(&a, PARTITIONS), Some(a), e.clone())
-        })
-        .collect();
+    let msgs = keyed_by_agent(&events, PARTITIONS);
     produce(&producer(&brokers), &topic, &msgs);
     // The reference: the partitions as two files, merged by `ts` as replay merges several inputs.
     let mut inputs = Vec::new();

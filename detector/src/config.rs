@@ -5,7 +5,8 @@ use crate::alert::{Action, Severity};
 use serde::Deserialize;
 use thiserror::Error;
 
-/// A configuration value the engine cannot run with.
+/// A configuration value vigil cannot run with (the engine's sections here, the live detector's
+/// in `vigil-live`).
 #[derive(Debug, Error, PartialEq)]
 #[error("invalid configuration: `{key}` {problem}")]
 pub struct ConfigError {
@@ -14,8 +15,14 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+impl ConfigError {
+    pub fn new(key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError { key: key.to_string(), problem: problem.into() }
+    }
+}
+
 fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.to_string(), problem: problem.into() }
+    ConfigError::new(key, problem)
 }
 
 /// `[engine]`: capacity, sharding, time and input limits.

@@ -739,31 +739,14 @@ impl<'de> EventVisitor<'_> {
         ev.kind_name = kind;
 
         if let Some(o) = outcome {
-            ev.outcome = match &*o {
-                "ok" => Outcome::Ok,
-                "denied" => Outcome::Denied,
-                "error" => Outcome::Error,
-                other => {
-                    return Err(invalid(
-                        self.ctx,
-                        format!("field `outcome`: {other:?} is not one of ok, denied, error"),
-                    ))
-                }
-            };
+            ev.outcome = Outcome::from_name(&o).ok_or_else(|| {
+                invalid(self.ctx, format!("field `outcome`: {:?} is not one of ok, denied, error", &*o))
+            })?;
         }
         if let Some(r) = role {
-            ev.role = Some(match &*r {
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                "system" => Role::System,
-                "tool" => Role::Tool,
-                other => {
-                    return Err(invalid(
-                        self.ctx,
-                        format!("field `role`: {other:?} is not one of user, assistant, system, tool"),
-                    ))
-                }
-            });
+            ev.role = Some(Role::from_name(&r).ok_or_else(|| {
+                invalid(self.ctx, format!("field `role`: {:?} is not one of user, assistant, system, tool", &*r))
+            })?);
         }
         if let Some(m) = metric {
             ev.metric_name = m.name;

@@ -101,6 +101,16 @@ impl Outcome {
             Outcome::Error => "error",
         }
     }
+
+    /// The value of an `outcome` field; `None` for anything outside the closed set.
+    pub fn from_name(s: &str) -> Option<Outcome> {
+        match s {
+            "ok" => Some(Outcome::Ok),
+            "denied" => Some(Outcome::Denied),
+            "error" => Some(Outcome::Error),
+            _ => None,
+        }
+    }
 }
 
 /// Who spoke in a `message` event (`role`), a closed set.
@@ -119,6 +129,17 @@ impl Role {
             Role::Assistant => "assistant",
             Role::System => "system",
             Role::Tool => "tool",
+        }
+    }
+
+    /// The value of a `role` field; `None` for anything outside the closed set.
+    pub fn from_name(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            "system" => Some(Role::System),
+            "tool" => Some(Role::Tool),
+            _ => None,
         }
     }
 }

@@ -5,18 +5,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use thiserror::Error;
-
-/// A configuration value the live detector cannot run with.
-#[derive(Debug, Error, PartialEq)]
-#[error("invalid configuration: `{key}` {problem}")]
-pub struct ConfigError {
-    pub key: String,
-    pub problem: String,
-}
+pub use vigil_detector::config::ConfigError;
 
 fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.into(), problem: problem.into() }
+    ConfigError::new(key, problem)
 }
 
 /// `[http]`: ingest, metrics and health on one listener.

@@ -232,14 +232,13 @@ pub fn run(mut a: ReplayArgs) -> Result<u8> {
         }
         None => None,
     };
-    if !cfg.webhook.is_empty() {
-        vigil_webhook::validate_all(&cfg.webhook).map_err(|e| anyhow!("{e}"))?;
-        if a.enforce_webhooks && cfg.state.is_none() {
-            bail!("--enforce-webhooks needs `[state] dir` in the configuration (the durable outbox lives there)");
-        }
+    // Endpoints are checked before the replay, so a bad table costs no time.
+    let endpoints = vigil_webhook::validate_all(&cfg.webhook).map_err(|e| anyhow!("{e}"))?;
+    if !endpoints.is_empty() && a.enforce_webhooks && cfg.state.is_none() {
+        bail!("--enforce-webhooks needs `[state] dir` in the configuration (the durable outbox lives there)");
     }
     let mut opts = ReplayOptions::new(a.inputs);
-    opts.keep_alerts = !cfg.webhook.is_empty();
+    opts.keep_alerts = !endpoints.is_empty();
     opts.engine = cfg.engine_config();
     opts.pack = Some(super::rules::pack_or_default(a.rules.as_deref().or(cfg.rules.path.as_deref()))?);
     opts.alerts = a.alerts;
@@ -302,9 +301,10 @@ pub fn run(mut a: ReplayArgs) -> Result<u8> {
     if summary.kills_withheld > 0 {
         eprintln!("blast-radius cap: {} kill actions withheld", summary.kills_withheld);
     }
-    if !cfg.webhook.is_empty() {
+    if !endpoints.is_empty() {
         let names: Vec<String> = opts.inputs.iter().map(|p| vigil_replay::source_name(p)).collect();
-        webhooks(&cfg, &summary.kept_alerts, &names, a.enforce_webhooks)?;
+        let dir = cfg.state.as_ref().map(|s| s.dir.as_path());
+        webhooks(endpoints, dir, summary.kept_alerts, names, a.enforce_webhooks)?;
     }
 
     let mut failed = false;
@@ -327,17 +327,22 @@ pub fn run(mut a: ReplayArgs) -> Result<u8> {
 /// Containment webhooks of a replay: counted and logged (shadow, the default, so a backtest fires no
 /// kill switch), or with `--enforce-webhooks` really sent through the outbox in `[state] dir`,
 /// waiting until every delivery is done or dead-lettered.
-fn webhooks(cfg: &Config, alerts: &[vigil_detector::Alert], names: &[String], enforce: bool) -> Result<()> {
-    use vigil_webhook::{validate_all, Dispatcher, DispatcherOptions, Mode, Outbox};
+fn webhooks(
+    endpoints: Vec<vigil_webhook::Endpoint>,
+    state_dir: Option<&std::path::Path>,
+    alerts: Vec<vigil_detector::Alert>,
+    names: Vec<String>,
+    enforce: bool,
+) -> Result<()> {
+    use vigil_webhook::{Dispatcher, DispatcherOptions, Mode, Outbox};
     if !enforce {
-        for ep in &cfg.webhook {
-            let n = alerts.iter().filter(|a| ep.accepts(a)).count();
+        for ep in &endpoints {
+            let n = alerts.iter().filter(|a| ep.filter.accepts(a)).count();
             eprintln!("webhook {} (shadow): {n} alerts would have been sent; --enforce-webhooks sends them", ep.name);
         }
         return Ok(());
     }
-    let endpoints = validate_all(&cfg.webhook).map_err(|e| anyhow!("{e}"))?;
-    let dir = &cfg.state.as_ref().expect("checked before the replay").dir;
+    let dir = state_dir.expect("checked before the replay");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         let (outbox, _) = Outbox::open(dir.join(vigil_live::webhooks::OUTBOX_DIR)).map_err(|e| anyhow!("{e}"))?;
@@ -346,9 +351,7 @@ fn webhooks(cfg: &Config, alerts: &[vigil_detector::Alert], names: &[String], en
             endpoints.iter().filter(|e| e.mode == Mode::Enforce).map(|e| e.name.clone()).collect();
         let d = Dispatcher::start(endpoints, Some(outbox), DispatcherOptions::default()).map_err(|e| anyhow!("{e}"))?;
         let submitter = d.submitter();
-        let owned: Vec<vigil_detector::Alert> = alerts.to_vec();
-        let names = names.to_vec();
-        let sub = tokio::task::spawn_blocking(move || submitter.submit_batch(&owned, &names)).await?;
+        let sub = tokio::task::spawn_blocking(move || submitter.submit_batch(&alerts, &names)).await?;
         sub.map_err(|e| anyhow!("{e}"))?;
         let deadline = std::time::Instant::now() + horizon + std::time::Duration::from_secs(5);
         loop {

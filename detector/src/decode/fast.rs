@@ -286,14 +286,19 @@ impl<'a> Scanner<'a> {
         Some(k)
     }
 
-    /// The `tokens` object: `input` and `output`, each once, unsigned or null; nothing else.
-    fn tokens(&mut self, ev: &mut Event<'a>) -> Option<()> {
+    /// The start of an optional object: `null` or `{}` (false), or `{` before its first member (true).
+    fn object_with_members(&mut self) -> Option<bool> {
         if self.null() {
-            return Some(());
+            return Some(false);
         }
         self.eat(b'{')?;
         self.ws();
-        if self.eat(b'}').is_some() {
+        Some(self.eat(b'}').is_none())
+    }
+
+    /// The `tokens` object: `input` and `output`, each once, unsigned or null; nothing else.
+    fn tokens(&mut self, ev: &mut Event<'a>) -> Option<()> {
+        if !self.object_with_members()? {
             return Some(());
         }
         let (mut input, mut output) = (false, false);
@@ -317,12 +322,7 @@ impl<'a> Scanner<'a> {
 
     /// The `metric` object: `name` (string or null) and `value` (number or null), each once.
     fn metric(&mut self, ev: &mut Event<'a>) -> Option<()> {
-        if self.null() {
-            return Some(());
-        }
-        self.eat(b'{')?;
-        self.ws();
-        if self.eat(b'}').is_some() {
+        if !self.object_with_members()? {
             return Some(());
         }
         let (mut name, mut value) = (false, false);
@@ -452,21 +452,10 @@ impl<'a> Scanner<'a> {
         }
         ev.kind = Kind::from_name(&ev.kind_name);
         if let Some(o) = outcome {
-            ev.outcome = match &*o {
-                "ok" => Outcome::Ok,
-                "denied" => Outcome::Denied,
-                "error" => Outcome::Error,
-                _ => return None,
-            };
+            ev.outcome = Outcome::from_name(&o)?;
         }
         if let Some(r) = role {
-            ev.role = Some(match &*r {
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                "system" => Role::System,
-                "tool" => Role::Tool,
-                _ => return None,
-            });
+            ev.role = Some(Role::from_name(&r)?);
         }
         let complete = match ev.kind {
             Kind::ToolCall => ev.tool.is_some(),

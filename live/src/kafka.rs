@@ -761,10 +761,12 @@ pub fn read_topic(
         let m = m.map_err(|e| format!("kafka: {e}"))?;
         let p = m.partition();
         let payload = m.payload().unwrap_or_default();
-        let in_range = match vigil_detector::decode::decode(payload, &limits) {
-            Ok(ev) => from_ms.is_none_or(|f| ev.ts_ms >= f) && to_ms.is_none_or(|t| ev.ts_ms <= t),
-            Err(_) => true,
-        };
+        // Decoded here only to apply a time range (the replay decodes every line anyway).
+        let in_range = (from_ms.is_none() && to_ms.is_none())
+            || match vigil_detector::decode::decode(payload, &limits) {
+                Ok(ev) => from_ms.is_none_or(|f| ev.ts_ms >= f) && to_ms.is_none_or(|t| ev.ts_ms <= t),
+                Err(_) => true,
+            };
         if in_range {
             let (path, w) = files.get_mut(&p).ok_or_else(|| format!("kafka: a message of unexpected partition {p}"))?;
             // One line per message: a raw newline is never valid inside a JSON string.

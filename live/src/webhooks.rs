@@ -13,6 +13,15 @@ use vigil_webhook::{validate_all, Dispatcher, DispatcherOptions, EndpointConfig,
 /// The outbox's directory inside `[state] dir`.
 pub const OUTBOX_DIR: &str = "webhook-outbox";
 
+/// Opens the webhook outbox in `state_dir`, logging damaged records it stepped over.
+pub fn open_outbox(state_dir: &Path) -> Result<Outbox, String> {
+    let (outbox, report) = Outbox::open(state_dir.join(OUTBOX_DIR)).map_err(|e| e.to_string())?;
+    if !report.is_clean() {
+        tracing::warn!(report = ?report, "Webhook outbox had damaged records; they were skipped.");
+    }
+    Ok(outbox)
+}
+
 /// Starts the dispatcher for `[[webhook]]` endpoints (on the current tokio runtime). Enforce-mode
 /// endpoints need a state directory for the outbox; shadow-only configurations do not.
 pub fn start(
@@ -26,13 +35,7 @@ pub fn start(
     let endpoints = validate_all(tables).map_err(|e| e.to_string())?;
     let enforce = endpoints.iter().any(|e| e.mode == Mode::Enforce);
     let outbox = match (state_dir, enforce) {
-        (Some(dir), _) => {
-            let (outbox, report) = Outbox::open(dir.join(OUTBOX_DIR)).map_err(|e| e.to_string())?;
-            if !report.is_clean() {
-                tracing::warn!(report = ?report, "Webhook outbox had damaged records; they were skipped.");
-            }
-            Some(outbox)
-        }
+        (Some(dir), _) => Some(open_outbox(dir)?),
         (None, true) => {
             return Err(
                 "[[webhook]] endpoints in enforce mode need `[state] dir` (the durable outbox lives there)".into()

@@ -334,7 +334,7 @@ fn webhooks(
     names: Vec<String>,
     enforce: bool,
 ) -> Result<()> {
-    use vigil_webhook::{Dispatcher, DispatcherOptions, Mode, Outbox};
+    use vigil_webhook::{Dispatcher, DispatcherOptions, Mode};
     if !enforce {
         for ep in &endpoints {
             let n = alerts.iter().filter(|a| ep.filter.accepts(a)).count();
@@ -345,7 +345,7 @@ fn webhooks(
     let dir = state_dir.expect("checked before the replay");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
-        let (outbox, _) = Outbox::open(dir.join(vigil_live::webhooks::OUTBOX_DIR)).map_err(|e| anyhow!("{e}"))?;
+        let outbox = vigil_live::webhooks::open_outbox(dir).map_err(|e| anyhow!("{e}"))?;
         let horizon = endpoints.iter().map(|e| e.retry_horizon).max().unwrap_or_default();
         let enforced: Vec<String> =
             endpoints.iter().filter(|e| e.mode == Mode::Enforce).map(|e| e.name.clone()).collect();

@@ -18,6 +18,8 @@ use vigil_models::blob_scan;
 
 /// Shortest text judged.
 pub const MIN_TEXT: usize = 64;
+/// A text whose own p-value is below this teaches the calibrator only at the anomalous weight.
+const ANOMALOUS_TEXT_P: f64 = 1e-2;
 /// Texts of a kind seen before the calibrator may alert.
 const WARM: f32 = 100.0;
 
@@ -105,5 +107,8 @@ pub fn learn(ctx: &Ctx, class: &mut ClassSink, card: &Card, w: f64) {
         return;
     }
     let d = &card.entropy;
+    // Guarded per baseline: a text this calibrator found anomalous teaches it at the anomalous weight
+    // even when the event as a whole did not score anomalous.
+    let w = if d.p_single < ANOMALOUS_TEXT_P { w.min(ctx.anomalous_weight) } else { w };
     class.push(ClassOp::Entropy { key: d.key, slot: d.slot, stat: d.stat as f32, w: w as f32 });
 }

@@ -14,9 +14,11 @@ use crate::classes::ClassOp;
 use crate::state::{AgentState, ClassState, ACCUMULATED};
 use vigil_models::EvidenceAccumulator;
 
-/// Events of a class (for one component) before its jump law may judge accumulated evidence: the law
-/// must have seen the class's ordinary rhythm of mildly unusual events.
-const LAW_WARM: f32 = 1000.0;
+/// Warm events of a class (for one component) before its jump law may judge accumulated evidence: the
+/// law must have seen the class's ordinary rhythm of mildly unusual events. Its prior (uniform p-values,
+/// worth ten events) keeps a young law conservative, so this need not be large; a large value kept quiet
+/// classes (a few dozen agents writing a few texts an hour each) from judging for most of a day.
+const LAW_WARM: f32 = 200.0;
 
 /// Accumulated evidence of one component for one event.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -36,6 +38,13 @@ pub struct Accumulated {
 /// window of events; of the sequence component only the step surprise accumulates (session length
 /// and repetition are running counts).
 fn per_event_p(c: Comp, card: &Card) -> Option<f64> {
+    let (p, warm) = raw_event_p(c, card)?;
+    Some(if warm { p } else { 1.0 })
+}
+
+/// The per-event p-value of a component that accumulates, and whether it is a verdict of a warm
+/// baseline (a p-value from a baseline still warming up is masked to 1 by [`per_event_p`]).
+fn raw_event_p(c: Comp, card: &Card) -> Option<(f64, bool)> {
     let s = card.get(c);
     if !s.applicable {
         return None;
@@ -45,7 +54,13 @@ fn per_event_p(c: Comp, card: &Card) -> Option<f64> {
         Comp::Sequence => card.sequence.p_step,
         _ => s.p,
     };
-    Some(if s.warm { p } else { 1.0 })
+    Some((p, s.warm))
+}
+
+/// Whether the component's baseline could judge this event, so that the evidence law may learn its
+/// p-value: the component is warm, or (first-seen) a warm vocabulary found nothing new.
+fn verdict(c: Comp, card: &Card, warm: bool) -> bool {
+    warm || (c == Comp::FirstSeen && card.novelty.mature)
 }
 
 /// Adds accumulated evidence to every applicable component of `card`.
@@ -76,14 +91,20 @@ pub fn learn(ctx: &Ctx, ts: i64, agent: &mut AgentState, class: &mut ClassSink, 
     }
     agent.acc.advance(ts, ctx.evidence_half_life_ms);
     for (i, c) in Comp::ALL.into_iter().enumerate().take(ACCUMULATED) {
-        if per_event_p(c, card).is_none() {
+        let Some((_, warm)) = raw_event_p(c, card) else {
             continue;
-        }
+        };
         let p_event = card.acc[i].p_instant;
         if alerted && card.acc[i].p < 1.0 {
             agent.acc.reset(i);
         } else {
             agent.acc.add(i, p_event);
+        }
+        // The law learns only verdicts of warm baselines: while a baseline warms up, its p-values
+        // read 1, and learning those as "no jump" would teach the law that this class never jumps —
+        // so the first warm, mildly unusual stretch would look extraordinary.
+        if !verdict(c, card, warm) {
+            continue;
         }
         let jump = EvidenceAccumulator::excess(p_event);
         class.push(ClassOp::Evidence { comp: i as u8, jump: jump as f32, w: w as f32 });

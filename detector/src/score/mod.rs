@@ -196,6 +196,8 @@ pub struct Ctx {
     pub late: bool,
     /// Shard-local processing counter (least-recently-used bookkeeping).
     pub tick: u64,
+    /// Weight with which an observation a baseline itself found anomalous teaches that baseline.
+    pub anomalous_weight: f64,
 }
 
 impl Ctx {
@@ -208,6 +210,7 @@ impl Ctx {
             rate_min_count: d.rate_min_count,
             late: false,
             tick: 0,
+            anomalous_weight: d.anomalous_learning_weight,
         }
     }
 }

@@ -48,6 +48,10 @@ pub struct Detail {
     /// Index of the value with the smallest p-value.
     pub strongest: Option<usize>,
     pub p_single: f64,
+    /// Some value was judged by a warm vocabulary, known values included. (The component's `warm`
+    /// flag is set only by new values, the only ones that can alert; a value a warm vocabulary
+    /// knows is a verdict too, "nothing new", which the evidence law must learn.)
+    pub mature: bool,
 }
 
 /// Hash of a value, case-insensitive for hosts and identifiers.
@@ -331,6 +335,7 @@ pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card
     let d = &mut card.novelty;
     d.values.clear();
     let mut warm = false;
+    let mut mature = false;
     collect(ev, |field, s, span, from_args| {
         if s.is_empty() || d.values.len() >= MAX_VALUES {
             return;
@@ -340,6 +345,7 @@ pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card
         let class_new = class.vocab[field as usize].count(key) < KNOWN_VALUE;
         let agent_new = !agent.has_seen(fingerprint);
         let f = field as usize;
+        mature |= class.vocab[f].observations() >= CLASS_WARM;
         let p = if class_new {
             warm |= class.vocab[f].observations() >= CLASS_WARM;
             class.vocab[f].p_new()
@@ -362,6 +368,7 @@ pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card
     let p_single = super::min_p(&ps[..d.values.len()]);
     d.strongest = strongest;
     d.p_single = p_single;
+    d.mature = mature;
     card.get_mut(Comp::FirstSeen).set(p_single, warm);
 }
 

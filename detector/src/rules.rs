@@ -49,6 +49,8 @@ enum Field {
     Score(Comp),
     /// The fused statistical score.
     ScoreFused,
+    /// The first-seen score of the event's tool or program alone.
+    ScoreFirstSeenTool,
 }
 
 const STR_FIELDS: &[(&str, Field)] = &[
@@ -116,6 +118,7 @@ impl RuleSchema {
             add(&format!("score.{}", c.rule_name()), FieldType::Num, Field::Score(c));
         }
         add("score", FieldType::Num, Field::ScoreFused);
+        add(vigil_rules::FIRST_SEEN_TOOL, FieldType::Num, Field::ScoreFirstSeenTool);
         schema.dynamic_prefix("attrs.");
         RuleSchema { schema, fields }
     }
@@ -160,6 +163,7 @@ pub struct EventRecord<'e, 'a> {
     dest_port: OnceCell<Option<&'e str>>,
     scores: [f64; Comp::COUNT],
     fused: f64,
+    first_seen_tool: f64,
 }
 
 impl<'e, 'a> EventRecord<'e, 'a> {
@@ -182,7 +186,15 @@ impl<'e, 'a> EventRecord<'e, 'a> {
             dest_port: OnceCell::new(),
             scores,
             fused,
+            first_seen_tool: 0.0,
         }
+    }
+
+    /// Sets `score.first_seen_tool`: how new the event's tool (a tool call) or program (a process) is
+    /// to its class, as a score in `[0, 1]` (0 when the class knows it or the event has neither).
+    pub fn with_first_seen_tool(mut self, score: f64) -> Self {
+        self.first_seen_tool = score;
+        self
     }
 }
 
@@ -232,6 +244,7 @@ impl Record for EventRecord<'_, '_> {
             Field::MetricValue => ev.metric_value,
             Field::Score(c) => Some(self.scores[*c as usize]),
             Field::ScoreFused => Some(self.fused),
+            Field::ScoreFirstSeenTool => Some(self.first_seen_tool),
             _ => None,
         }
     }

@@ -444,7 +444,9 @@ impl Shard {
         let matches = &mut self.matches;
         matches.clear();
         let pack = &*self.pack;
-        pack.evaluate(&EventRecord::new(ev, comp_scores, stat_score), &mut agent.rules, matches);
+        let first_seen_tool = score_from_p(score::novelty::tool_p(card));
+        let record = EventRecord::new(ev, comp_scores, stat_score).with_first_seen_tool(first_seen_tool);
+        pack.evaluate(&record, &mut agent.rules, matches);
         // The strongest match: highest severity, first in pack order on ties.
         let top_rule = matches.iter().max_by(|a, b| {
             let (sa, sb) = (pack.rules()[a.rule].severity, pack.rules()[b.rule].severity);
@@ -518,7 +520,6 @@ impl Shard {
                 let (title, reason, tags) = match (use_rule, top_rule) {
                     (true, Some(m)) => {
                         let r = &pack.rules()[m.rule];
-                        let record = EventRecord::new(ev, comp_scores, stat_score);
                         let first_line = r.description.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
                         // One line: what the rule is for, then the condition that held (whitespace collapsed).
                         let when = r.when.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -10,6 +10,10 @@
 use crate::schema::{Dynamic, FieldId, FieldType, Record, Schema};
 use serde_json::Value as J;
 
+/// The detector's first-seen score of an event's tool or program alone (`score.first_seen` covers every
+/// value of the event: destinations, paths, identifiers in arguments).
+pub const FIRST_SEEN_TOOL: &str = "score.first_seen_tool";
+
 /// Score components the detector publishes as `score.<name>`.
 pub const SCORE_COMPONENTS: [&str; 8] =
     ["rate", "tokens", "sequence", "entropy", "escalation", "metric", "first_seen", "class_change"];
@@ -183,6 +187,7 @@ impl JsonRecord {
         for c in SCORE_COMPONENTS {
             s.field(&format!("score.{c}"), FieldType::Num);
         }
+        s.field(FIRST_SEEN_TOOL, FieldType::Num);
         s.dynamic_prefix("attrs.");
         s
     }

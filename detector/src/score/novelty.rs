@@ -372,6 +372,16 @@ pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card
     card.get_mut(Comp::FirstSeen).set(p_single, warm);
 }
 
+/// The p-value of the event's tool (a tool call) or program (a process) alone, 1 when it has neither
+/// or the first-seen detector did not run: what a rule asking "is this tool new to the class?" needs,
+/// without the paths and identifiers of the same event.
+pub fn tool_p(card: &Card) -> f64 {
+    if !card.get(Comp::FirstSeen).applicable {
+        return 1.0;
+    }
+    card.novelty.values.iter().find(|v| matches!(v.field, ValueField::Tool | ValueField::Program)).map_or(1.0, |v| v.p)
+}
+
 pub fn learn(ctx: &Ctx, agent: &mut AgentState, class: &mut ClassSink, card: &Card, w: f64) {
     let d = &card.novelty;
     if ctx.late || d.values.is_empty() {

@@ -242,15 +242,36 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
 /// Whether lower-casing `s` would change it.
 #[inline]
 pub(crate) fn needs_lowering(s: &str) -> bool {
-    // Branch-free per 128-byte chunk so the compiler vectorises the common all-lower-case ASCII case.
+    // Branch-free per 128-byte chunk so the compiler vectorises it: bit 0 = an ASCII upper-case letter,
+    // bit 7 = a non-ASCII byte.
     let flag = |c: &[u8]| c.iter().fold(0u8, |acc, &x| acc | u8::from(x.wrapping_sub(b'A') < 26) | (x & 0x80));
     let bytes = s.as_bytes();
     let mut chunks = bytes.chunks_exact(128);
-    let mut suspect = chunks.any(|c| flag(c) != 0);
-    if !suspect {
-        suspect = flag(chunks.remainder()) != 0;
+    let mut seen = 0u8;
+    for c in &mut chunks {
+        seen |= flag(c);
+        if seen & 1 != 0 {
+            return true;
+        }
     }
-    suspect && s.chars().any(|c| c.is_uppercase() || c.to_lowercase().next() != Some(c))
+    seen |= flag(chunks.remainder());
+    if seen & 1 != 0 {
+        return true;
+    }
+    if seen & 0x80 == 0 {
+        return false;
+    }
+    // No ASCII upper case: only the non-ASCII characters can change (ASCII ones lower-case to
+    // themselves), so look at those alone instead of decoding every character.
+    let mut rest = s;
+    while let Some(i) = rest.bytes().position(|b| b >= 0x80) {
+        let Some(c) = rest[i..].chars().next() else { break };
+        if c.is_uppercase() || c.to_lowercase().next() != Some(c) {
+            return true;
+        }
+        rest = &rest[i + c.len_utf8()..];
+    }
+    false
 }
 
 /// Appends the lower-case form of `s` to `out`, character by character (`char::to_lowercase`). Runs of
@@ -464,6 +485,9 @@ mod tests {
         assert!(!needs_lowering(&long));
         assert!(needs_lowering(&(long.clone() + "B")));
         assert!(needs_lowering(&format!("{long}Z{long}")));
+        assert!(needs_lowering(&format!("{long}\u{e9}{long}\u{c9}")));
+        assert!(!needs_lowering(&format!("{long}\u{e9}{long}\u{3c3}")));
+        assert!(needs_lowering("\u{212a}"), "the Kelvin sign lower-cases to k");
         let s = with_scratch(|b| {
             push_lower(b, "IgNoRe");
             b.clone()
@@ -478,6 +502,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn needs_lowering_checks_every_character(s in "(\\PC|[A-Z]|İ|Σ|ẞ|\u{212a}){0,300}") {
+            // The definition, one character at a time (the fast path must agree with it).
+            let slow = s.chars().any(|c| c.is_uppercase() || c.to_lowercase().next() != Some(c));
+            proptest::prop_assert_eq!(needs_lowering(&s), slow);
+        }
+
         #[test]
         fn push_lower_lowers_character_by_character(s in "(\\PC|[A-Z]|İ|Σ|ẞ){0,40}") {
             let mut fast = String::from(">");

@@ -297,15 +297,15 @@ impl Prefilter {
         if self.skip_ascii && s.is_ascii() {
             return false;
         }
-        if s.len() < SHORT_HAYSTACK {
-            return (self.non_ascii && !s.is_ascii()) || self.short.any_in(s.as_bytes());
-        }
         if self.non_ascii && !s.is_ascii() {
             return true;
         }
         match &self.packed {
-            Some(p) => p.find(s).is_some(),
-            None => {
+            // The packed searcher scans 16 or 32 bytes a step; below its minimum it would fall back to
+            // a slower search, and the one-pass short search is better there.
+            Some(p) if s.len() >= p.minimum_len() => p.find(s).is_some(),
+            _ if s.len() < SHORT_HAYSTACK || self.packed.is_some() => self.short.any_in(s.as_bytes()),
+            _ => {
                 self.automaton.as_ref().is_some_and(|a| a.is_match(s))
                     || self.finders.iter().any(|f| f.find(s.as_bytes()).is_some())
             }

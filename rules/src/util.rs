@@ -274,12 +274,28 @@ pub(crate) fn needs_lowering(s: &str) -> bool {
     false
 }
 
+/// The length of the ASCII prefix of `b`, eight bytes at a time.
+#[inline]
+fn ascii_prefix_len(b: &[u8]) -> usize {
+    let mut i = 0;
+    for w in b.chunks_exact(8) {
+        let word = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let high = word & 0x8080_8080_8080_8080;
+        if high != 0 {
+            return i + (high.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..].iter().position(|&x| x >= 0x80).unwrap_or(b.len() - i)
+}
+
 /// Appends the lower-case form of `s` to `out`, character by character (`char::to_lowercase`). Runs of
 /// ASCII are copied and lower-cased in bulk: the same result, without a table lookup per character.
 pub(crate) fn push_lower(out: &mut String, s: &str) {
+    out.reserve(s.len());
     let mut rest = s;
     while !rest.is_empty() {
-        let ascii = rest.bytes().position(|b| b >= 0x80).unwrap_or(rest.len());
+        let ascii = ascii_prefix_len(rest.as_bytes());
         let start = out.len();
         out.push_str(&rest[..ascii]);
         out[start..].make_ascii_lowercase();
@@ -510,7 +526,7 @@ mod tests {
         }
 
         #[test]
-        fn push_lower_lowers_character_by_character(s in "(\\PC|[A-Z]|İ|Σ|ẞ){0,40}") {
+        fn push_lower_lowers_character_by_character(s in "(\\PC|[A-Z]|İ|Σ|ẞ|[a-z ]{1,20}){0,40}") {
             let mut fast = String::from(">");
             push_lower(&mut fast, &s);
             let mut slow = String::from(">");

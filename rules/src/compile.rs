@@ -465,9 +465,8 @@ impl Cond {
     /// (possibly negated). It costs a field read and a compare, and is often selective
     /// (`score.first_seen >= 0.2`, `outcome == "denied"`).
     fn is_field_test(&self) -> bool {
-        let plain = |o: &Operand| {
-            matches!(o, Operand::Field(..) | Operand::Str(_) | Operand::Num(_) | Operand::Bool(_))
-        };
+        let plain =
+            |o: &Operand| matches!(o, Operand::Field(..) | Operand::Str(_) | Operand::Num(_) | Operand::Bool(_));
         match self {
             Cond::Cmp(_, a, b) => plain(a) && plain(b),
             Cond::Has(o) | Cond::Truthy(o) => plain(o),
@@ -1226,7 +1225,9 @@ pub(crate) mod tests {
         assert!(matches!(cs[0], Cond::Not(..)), "{cs:?}");
         assert!(matches!(cs[1], Cond::Method(..)), "{cs:?}");
         assert!(matches!(cs[2], Cond::Or(..)), "{cs:?}");
-        for (cmd, host, bytes) in [("aab", "x.internal", 0.0), ("aab", "x.com", 2.0), ("ab", "x.com", 9.0), ("c", "", 0.0)] {
+        for (cmd, host, bytes) in
+            [("aab", "x.internal", 0.0), ("aab", "x.com", 2.0), ("ab", "x.com", 9.0), ("c", "", 0.0)]
+        {
             let f = vec![("cmd", Value::Str(cmd)), ("dest.host", Value::Str(host)), ("bytes_out", Value::Num(bytes))];
             let rec = Rec(f, names().schema);
             assert_eq!(c.eval(&Cx::new(&rec)), compile(src).unwrap().eval(&Cx::new(&rec)));

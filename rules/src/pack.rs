@@ -332,15 +332,7 @@ impl Pack {
         for r in &mut rules {
             r.conds.field_tests_first();
         }
-        Ok(Pack {
-            index,
-            infos,
-            rules,
-            kind_field,
-            tool_field,
-            slot_fps,
-            fingerprint,
-        })
+        Ok(Pack { index, infos, rules, kind_field, tool_field, slot_fps, fingerprint })
     }
 
     /// Every rule of the pack, enabled or not, in file order (file names sorted, then order in the file).

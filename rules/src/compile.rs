@@ -461,6 +461,39 @@ impl Cond {
 }
 
 impl Cond {
+    /// Whether this is a plain field test: a comparison, `has` or truth test of fields and literals
+    /// (possibly negated). It costs a field read and a compare, and is often selective
+    /// (`score.first_seen >= 0.2`, `outcome == "denied"`).
+    fn is_field_test(&self) -> bool {
+        let plain =
+            |o: &Operand| matches!(o, Operand::Field(..) | Operand::Str(_) | Operand::Num(_) | Operand::Bool(_));
+        match self {
+            Cond::Cmp(_, a, b) => plain(a) && plain(b),
+            Cond::Has(o) | Cond::Truthy(o) => plain(o),
+            Cond::Not(c) => c.is_field_test(),
+            _ => false,
+        }
+    }
+
+    /// Moves the plain field tests of every `&&` ahead of its other operands (list lookups, string
+    /// searches, regexes, macros), keeping the written order otherwise. Conditions have no side effects
+    /// and every test is total (a missing field makes it false, never an error), so the result is the
+    /// same in any order; only the work done before `&&` meets a false operand shrinks. Rules are
+    /// written for people to read (`shell_spawn && !(agent in shell_classes) && score.first_seen >=
+    /// 0.2`); this tests the score first. (Whether a list or a regex is the better first test depends
+    /// on the traffic, so those keep the author's order.)
+    pub(crate) fn field_tests_first(&mut self) {
+        match self {
+            Cond::And(cs) => {
+                cs.iter_mut().for_each(Cond::field_tests_first);
+                cs.sort_by_key(|c| !c.is_field_test());
+            }
+            Cond::Or(cs) => cs.iter_mut().for_each(Cond::field_tests_first),
+            Cond::Not(c) | Cond::Macro(_, c) => c.field_tests_first(),
+            _ => {}
+        }
+    }
+
     /// This condition with the value of field `kind` known: tests of it become constants and the tree is
     /// simplified. Exact for every record whose field `kind` is `value`.
     pub(crate) fn specialize(&self, kind: FieldId, value: &str) -> Cond {
@@ -1181,6 +1214,24 @@ pub(crate) mod tests {
         }
         assert!(set.exact_items().is_none());
         assert_eq!(ListSet::new(["b", "a"]).exact_items(), Some(vec!["a", "b"]));
+    }
+
+    #[test]
+    fn field_tests_go_first_and_results_stay() {
+        let src = "cmd.matches('a+b') && (dest.host in egress_allow || bytes_out > 5) && !(bytes_out > 1)";
+        let mut c = compile(src).unwrap();
+        c.field_tests_first();
+        let Cond::And(cs) = &c else { panic!("{c:?}") };
+        assert!(matches!(cs[0], Cond::Not(..)), "{cs:?}");
+        assert!(matches!(cs[1], Cond::Method(..)), "{cs:?}");
+        assert!(matches!(cs[2], Cond::Or(..)), "{cs:?}");
+        for (cmd, host, bytes) in
+            [("aab", "x.internal", 0.0), ("aab", "x.com", 2.0), ("ab", "x.com", 9.0), ("c", "", 0.0)]
+        {
+            let f = vec![("cmd", Value::Str(cmd)), ("dest.host", Value::Str(host)), ("bytes_out", Value::Num(bytes))];
+            let rec = Rec(f, names().schema);
+            assert_eq!(c.eval(&Cx::new(&rec)), compile(src).unwrap().eval(&Cx::new(&rec)));
+        }
     }
 
     #[test]

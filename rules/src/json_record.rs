@@ -33,8 +33,35 @@ pub struct JsonRecord {
     ts: i64,
 }
 
+/// A `dest` without URL syntax — `host` or `host:port`, the common form — split in one pass over its
+/// bytes; `None` when it holds a `/`, `?`, `#`, `@`, `[` or more than one `:` (the general parse then
+/// decides). [`host_of`] and [`port_of`] give the same results with or without this shortcut.
+#[inline]
+fn plain_dest(dest: &str) -> Option<(&str, Option<&str>)> {
+    let mut colon = None;
+    for (i, &b) in dest.as_bytes().iter().enumerate() {
+        match b {
+            b'/' | b'?' | b'#' | b'@' | b'[' => return None,
+            b':' if colon.is_some() => return None,
+            b':' => colon = Some(i),
+            _ => {}
+        }
+    }
+    Some(match colon {
+        Some(i) => (&dest[..i], Some(&dest[i + 1..])),
+        None => (dest, None),
+    })
+}
+
 /// The host part of a `dest` (`host`, `host:port` or URL).
 pub fn host_of(dest: &str) -> &str {
+    match plain_dest(dest) {
+        Some((host, _)) => host,
+        None => host_of_general(dest),
+    }
+}
+
+fn host_of_general(dest: &str) -> &str {
     let rest = match find_scheme_end(dest) {
         Some(i) => &dest[i + 3..],
         None => dest,
@@ -64,6 +91,17 @@ fn find_scheme_end(dest: &str) -> Option<usize> {
 /// The port of a `dest`: explicit (`host:port`, `[v6]:port`, URL authority), else implied by an
 /// `http`/`https` URL scheme. The detector uses this same function.
 pub fn port_of(dest: &str) -> Option<&str> {
+    match plain_dest(dest) {
+        Some((_, port)) => port.filter(|p| is_port(p)),
+        None => port_of_general(dest),
+    }
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn port_of_general(dest: &str) -> Option<&str> {
     let (scheme, rest) = match find_scheme_end(dest) {
         Some(i) => (Some(&dest[..i]), &dest[i + 3..]),
         None => (None, dest),
@@ -77,7 +115,7 @@ pub fn port_of(dest: &str) -> Option<&str> {
             _ => None,
         },
     };
-    match port.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    match port.filter(|p| is_port(p)) {
         Some(p) => Some(p),
         None => match scheme {
             Some(s) if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") => Some("443"),
@@ -234,6 +272,15 @@ impl Record for JsonRecord {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    proptest::proptest! {
+        /// The one-pass shortcut for plain `host[:port]` destinations agrees with the general parse.
+        #[test]
+        fn plain_dest_shortcut_matches_the_general_parse(dest in "[a-z0-9.:/?#@\\[\\]-]{0,24}") {
+            proptest::prop_assert_eq!(host_of(&dest), host_of_general(&dest));
+            proptest::prop_assert_eq!(port_of(&dest), port_of_general(&dest));
+        }
+    }
 
     #[test]
     fn reads_events_md_fields() {

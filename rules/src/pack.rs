@@ -155,6 +155,14 @@ struct Conds {
 }
 
 impl Conds {
+    /// Every condition with plain field tests first in its `&&`s (see [`Cond::field_tests_first`]).
+    fn field_tests_first(&mut self) {
+        self.when.field_tests_first();
+        self.exceptions.iter_mut().for_each(Cond::field_tests_first);
+        self.steps.iter_mut().for_each(Cond::field_tests_first);
+        self.until.iter_mut().for_each(Cond::field_tests_first);
+    }
+
     fn specialize(&self, kind: FieldId, value: &str) -> Conds {
         Conds {
             when: self.when.specialize(kind, value),
@@ -234,6 +242,8 @@ impl Index {
                         None => rules[*r as usize].conds.clone(),
                     };
                     if !conds.never() {
+                        let mut conds = conds;
+                        conds.field_tests_first();
                         rs.push(*r);
                         cs.push(conds);
                     }
@@ -316,15 +326,13 @@ impl Pack {
         for fp in &slot_fps {
             fingerprint = fnv_more(fingerprint, &fp.to_le_bytes());
         }
-        Ok(Pack {
-            index: Index::build(&triggers, &rules, kind_field),
-            infos,
-            rules,
-            kind_field,
-            tool_field,
-            slot_fps,
-            fingerprint,
-        })
+        // The index is built from the conditions as written (its keys come from their first
+        // conjuncts); then field tests go first, here and in the index.
+        let index = Index::build(&triggers, &rules, kind_field);
+        for r in &mut rules {
+            r.conds.field_tests_first();
+        }
+        Ok(Pack { index, infos, rules, kind_field, tool_field, slot_fps, fingerprint })
     }
 
     /// Every rule of the pack, enabled or not, in file order (file names sorted, then order in the file).

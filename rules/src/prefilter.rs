@@ -123,6 +123,36 @@ fn literals(mut v: Vec<Vec<u8>>) -> Option<Req> {
     Some(Req { lits: v, non_ascii: false })
 }
 
+/// Largest non-ASCII class whose characters are listed one by one in [`utf8_heads`].
+const MAX_UTF8_CLASS: u32 = 4096;
+/// Most distinct encoded heads [`utf8_heads`] turns into literals.
+const MAX_UTF8_HEADS: usize = 16;
+
+/// The first (up to) three bytes of the UTF-8 encoding of every character of a small non-ASCII class,
+/// when they are few: e.g. the zero-width characters U+200B..U+200F all start with `E2 80`, followed by
+/// `8B`..`8F`. A text must contain one of them to hold such a character, so prose with accents or curly
+/// quotes (`é` is `C3 A9`, `’` is `E2 80 99`) is rejected without running the regex.
+fn utf8_heads(c: &regex_syntax::hir::ClassUnicode) -> Option<Vec<Vec<u8>>> {
+    let n: u32 = c.ranges().iter().map(|r| r.end() as u32 - r.start() as u32 + 1).sum();
+    if n > MAX_UTF8_CLASS {
+        return None;
+    }
+    let mut heads: Vec<Vec<u8>> = Vec::new();
+    for ch in c.iter().flat_map(|r| r.start()..=r.end()) {
+        let mut buf = [0u8; 4];
+        let enc = ch.encode_utf8(&mut buf).as_bytes();
+        let head = &enc[..enc.len().min(3)];
+        if !heads.iter().any(|h| h.as_slice() == head) {
+            heads.push(head.to_vec());
+            if heads.len() > MAX_UTF8_HEADS {
+                return None;
+            }
+        }
+    }
+    heads.sort();
+    Some(heads)
+}
+
 /// What every match of `h` contains, if anything useful.
 fn required(h: &Hir, depth: usize) -> Option<Req> {
     if depth > 64 {
@@ -131,7 +161,7 @@ fn required(h: &Hir, depth: usize) -> Option<Req> {
     match h.kind() {
         HirKind::Literal(l) => literals(vec![l.0.to_vec()]),
         HirKind::Class(Class::Unicode(c)) if c.ranges().iter().all(|r| r.start() as u32 >= 0x80) => {
-            Some(Req { lits: Vec::new(), non_ascii: true })
+            Some(utf8_heads(c).map_or(Req { lits: Vec::new(), non_ascii: true }, |lits| Req { lits, non_ascii: false }))
         }
         HirKind::Class(_) => exact(h, depth).and_then(literals),
         HirKind::Capture(c) => required(&c.sub, depth + 1),
@@ -203,13 +233,22 @@ const MAX_FINDERS: usize = 8;
 /// literals that start with punctuation (`<system>`, `[inst]`, `/dev/tcp/`) go into one Aho-Corasick
 /// automaton, whose packed SIMD search is fast when the first bytes are rare. A regex that needs a
 /// non-ASCII character lets through only non-ASCII texts.
+///
+/// When the CPU has the SIMD instructions for it, all of that is replaced by one pass of a packed
+/// multi-literal searcher (Teddy, from `aho-corasick`) that looks for every literal at once: a text is
+/// read once per regex instead of once per literal (a secret scan has a dozen literals, the
+/// prompt-injection regexes eight).
 #[derive(Clone, Debug)]
 pub(crate) struct Prefilter {
+    /// Every literal, searched in one SIMD pass (`None`: no Teddy on this CPU, or too many literals).
+    packed: Option<aho_corasick::packed::Searcher>,
     finders: Vec<Finder<'static>>,
     /// The literals, for short texts (searched in one pass, without searcher set-up).
     short: ShortSearch,
     automaton: Option<AhoCorasick>,
     non_ascii: bool,
+    /// Every literal holds a non-ASCII byte (and nothing else is accepted): an ASCII text cannot match.
+    skip_ascii: bool,
 }
 
 impl Prefilter {
@@ -223,6 +262,7 @@ impl Prefilter {
         if req.lits.is_empty() && !req.non_ascii {
             return None;
         }
+        let skip_ascii = !req.non_ascii && req.lits.iter().all(|l| !l.is_ascii());
         let (mut words, mut rest): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
             req.lits.into_iter().partition(|l| l.first().is_some_and(u8::is_ascii_alphanumeric));
         if words.len() > MAX_FINDERS {
@@ -235,29 +275,48 @@ impl Prefilter {
         };
         let mut all = words.clone();
         all.extend(rest.iter().cloned());
+        // Leftmost-first is the packed searchers' mode; only whether some literal occurs matters here.
+        let packed = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&all)
+            .build();
         Some(Prefilter {
+            packed,
             short: ShortSearch::new(all.iter().map(Vec::as_slice)),
             finders: words.iter().map(|w| Finder::new(w).into_owned()).collect(),
             automaton,
             non_ascii: req.non_ascii,
+            skip_ascii,
         })
     }
 
     /// Whether `s` may match (false: it certainly does not).
     #[inline]
     pub(crate) fn may_match(&self, s: &str) -> bool {
-        if s.len() < SHORT_HAYSTACK {
-            return (self.non_ascii && !s.is_ascii()) || self.short.any_in(s.as_bytes());
+        if self.skip_ascii && s.is_ascii() {
+            return false;
         }
-        (self.non_ascii && !s.is_ascii())
-            || self.automaton.as_ref().is_some_and(|a| a.is_match(s))
-            || self.finders.iter().any(|f| f.find(s.as_bytes()).is_some())
+        if self.non_ascii && !s.is_ascii() {
+            return true;
+        }
+        match &self.packed {
+            // The packed searcher scans 16 or 32 bytes a step; below its minimum it would fall back to
+            // a slower search, and the one-pass short search is better there.
+            Some(p) if s.len() >= p.minimum_len() => p.find(s).is_some(),
+            _ if s.len() < SHORT_HAYSTACK || self.packed.is_some() => self.short.any_in(s.as_bytes()),
+            _ => {
+                self.automaton.as_ref().is_some_and(|a| a.is_match(s))
+                    || self.finders.iter().any(|f| f.find(s.as_bytes()).is_some())
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn lits(p: &str) -> Option<Vec<String>> {
         let hir = regex_syntax::parse(p).ok()?;
@@ -297,13 +356,52 @@ mod tests {
         );
         assert_eq!(lits(r"crontab\s+-[el]").unwrap(), vec!["crontab"]);
         assert_eq!(lits(r"\bdd\s+of=/dev/(sd|nvme)").unwrap(), vec!["of=/dev/nvme", "of=/dev/sd"]);
-        // A regex that only matches non-ASCII text skips ASCII text at once.
+        // A regex that only matches a few non-ASCII characters skips ASCII text at once, and other
+        // non-ASCII text by the first bytes of those characters' encodings.
         let p = Prefilter::new(r"[\x{E0000}-\x{E007F}]{4,}|[\x{200B}-\x{200F}]{4,}").unwrap();
+        assert!(!p.may_match("plain ascii text"));
+        assert!(!p.may_match("caf\u{e9} \u{2019}quoted\u{2019}"));
+        assert!(p.may_match("a\u{200b}b"));
+        assert!(p.may_match("tag \u{E0041}"));
+        let long = format!("{}\u{e9}", "x".repeat(200));
+        assert!(!p.may_match(&long));
+        assert!(p.may_match(&format!("{long}\u{200d}")));
+        // A large non-ASCII class is only known to need some non-ASCII character.
+        let p = Prefilter::new(r"[\x{400}-\x{4FF}]{3,}").unwrap();
         assert!(!p.may_match("plain ascii text"));
         assert!(p.may_match("caf\u{e9}"));
         // Mixed: a literal or non-ASCII.
         let p = Prefilter::new(r"secret|[\x{200B}-\x{200F}]{4,}").unwrap();
         assert!(p.may_match("a secret"));
         assert!(!p.may_match("nothing"));
+    }
+
+    proptest::proptest! {
+        /// The prefilter never rejects a text its regex matches (on texts built from the literals' and
+        /// the classes' own pieces, so that matches are common).
+        #[test]
+        fn never_rejects_a_match(parts in proptest::collection::vec(proptest::prop_oneof![
+            proptest::string::string_regex("[a-z <>/\\[\\]|:-]{0,12}").unwrap(),
+            proptest::sample::select(vec![
+                "ignore previous instructions", "<system>", "[/inst]", "\u{200b}", "\u{200f}", "\u{2060}",
+                "\u{feff}", "\u{E0041}", "\u{e9}", "\u{2019}", "AKIA", "ghp_", "-----BEGIN ", "PRIVATE KEY",
+                "/dev/tcp/", "10.0.0.1", "sk-", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            ])
+                .prop_map(String::from),
+        ], 0..24)) {
+            let text: String = parts.concat();
+            for pat in [
+                r"[\x{E0000}-\x{E007F}]{4,}|[\x{200B}-\x{200F}\x{2060}-\x{2064}\x{FEFF}]{4,}",
+                r"[\x{200B}-\x{200F}]",
+                r"(ignore|forget)\s+previous\s+instructions?|</?system>|\[/?inst\]",
+                r"-----BEGIN\ (RSA\ )?PRIVATE\ KEY|\b(AKIA|ASIA)[0-9A-Z]{4}|ghp_[a-z]{3}|sk-[a-z-]{4}",
+                r"/dev/(tcp|udp)/[^/\s]+/\d+|secret|[\x{e9}-\x{ff}]",
+            ] {
+                let re = regex::Regex::new(pat).unwrap();
+                if let Some(p) = Prefilter::new(pat) {
+                    proptest::prop_assert!(!re.is_match(&text) || p.may_match(&text), "{pat} on {text:?}");
+                }
+            }
+        }
     }
 }

@@ -242,23 +242,60 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut String) -> R) -> R {
 /// Whether lower-casing `s` would change it.
 #[inline]
 pub(crate) fn needs_lowering(s: &str) -> bool {
-    // Branch-free per 128-byte chunk so the compiler vectorises the common all-lower-case ASCII case.
+    // Branch-free per 128-byte chunk so the compiler vectorises it: bit 0 = an ASCII upper-case letter,
+    // bit 7 = a non-ASCII byte.
     let flag = |c: &[u8]| c.iter().fold(0u8, |acc, &x| acc | u8::from(x.wrapping_sub(b'A') < 26) | (x & 0x80));
     let bytes = s.as_bytes();
     let mut chunks = bytes.chunks_exact(128);
-    let mut suspect = chunks.any(|c| flag(c) != 0);
-    if !suspect {
-        suspect = flag(chunks.remainder()) != 0;
+    let mut seen = 0u8;
+    for c in &mut chunks {
+        seen |= flag(c);
+        if seen & 1 != 0 {
+            return true;
+        }
     }
-    suspect && s.chars().any(|c| c.is_uppercase() || c.to_lowercase().next() != Some(c))
+    seen |= flag(chunks.remainder());
+    if seen & 1 != 0 {
+        return true;
+    }
+    if seen & 0x80 == 0 {
+        return false;
+    }
+    // No ASCII upper case: only the non-ASCII characters can change (ASCII ones lower-case to
+    // themselves), so look at those alone instead of decoding every character.
+    let mut rest = s;
+    while let Some(i) = rest.bytes().position(|b| b >= 0x80) {
+        let Some(c) = rest[i..].chars().next() else { break };
+        if c.is_uppercase() || c.to_lowercase().next() != Some(c) {
+            return true;
+        }
+        rest = &rest[i + c.len_utf8()..];
+    }
+    false
+}
+
+/// The length of the ASCII prefix of `b`, eight bytes at a time.
+#[inline]
+fn ascii_prefix_len(b: &[u8]) -> usize {
+    let mut i = 0;
+    for w in b.chunks_exact(8) {
+        let word = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let high = word & 0x8080_8080_8080_8080;
+        if high != 0 {
+            return i + (high.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..].iter().position(|&x| x >= 0x80).unwrap_or(b.len() - i)
 }
 
 /// Appends the lower-case form of `s` to `out`, character by character (`char::to_lowercase`). Runs of
 /// ASCII are copied and lower-cased in bulk: the same result, without a table lookup per character.
 pub(crate) fn push_lower(out: &mut String, s: &str) {
+    out.reserve(s.len());
     let mut rest = s;
     while !rest.is_empty() {
-        let ascii = rest.bytes().position(|b| b >= 0x80).unwrap_or(rest.len());
+        let ascii = ascii_prefix_len(rest.as_bytes());
         let start = out.len();
         out.push_str(&rest[..ascii]);
         out[start..].make_ascii_lowercase();
@@ -464,6 +501,9 @@ mod tests {
         assert!(!needs_lowering(&long));
         assert!(needs_lowering(&(long.clone() + "B")));
         assert!(needs_lowering(&format!("{long}Z{long}")));
+        assert!(needs_lowering(&format!("{long}\u{e9}{long}\u{c9}")));
+        assert!(!needs_lowering(&format!("{long}\u{e9}{long}\u{3c3}")));
+        assert!(needs_lowering("\u{212a}"), "the Kelvin sign lower-cases to k");
         let s = with_scratch(|b| {
             push_lower(b, "IgNoRe");
             b.clone()
@@ -479,7 +519,14 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn push_lower_lowers_character_by_character(s in "(\\PC|[A-Z]|İ|Σ|ẞ){0,40}") {
+        fn needs_lowering_checks_every_character(s in "(\\PC|[A-Z]|İ|Σ|ẞ|\u{212a}){0,300}") {
+            // The definition, one character at a time (the fast path must agree with it).
+            let slow = s.chars().any(|c| c.is_uppercase() || c.to_lowercase().next() != Some(c));
+            proptest::prop_assert_eq!(needs_lowering(&s), slow);
+        }
+
+        #[test]
+        fn push_lower_lowers_character_by_character(s in "(\\PC|[A-Z]|İ|Σ|ẞ|[a-z ]{1,20}){0,40}") {
             let mut fast = String::from(">");
             push_lower(&mut fast, &s);
             let mut slow = String::from(">");

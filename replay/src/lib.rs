@@ -371,9 +371,11 @@ fn detect_worker(w: usize, sh: &Shared, out: &mut WorkerOut) -> usize {
                 drop(classes);
                 if sh.barrier.wait().is_leader() {
                     let mut table = sh.classes.write().expect("no worker panics while holding the class table");
-                    for s in &sh.shards {
-                        table.apply(s.lock().expect("no worker panics while holding a shard").class_log());
-                    }
+                    let mut all: Vec<_> =
+                        sh.shards.iter().map(|s| s.lock().expect("no worker panics while holding a shard")).collect();
+                    let mut logs: Vec<_> = all.iter_mut().map(|s| s.class_log()).collect();
+                    // The other workers wait at the barrier meanwhile: their cores do the helping.
+                    table.apply_parallel(&mut logs, sh.threads);
                 }
                 sh.barrier.wait();
                 since = 0;

@@ -71,6 +71,9 @@ pub enum ReplayError {
     /// The engine configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The worker threads of a parallel replay cannot be started (the system refused new threads).
+    #[error("cannot start {threads} worker threads: {message}")]
+    Threads { threads: usize, message: String },
 }
 
 /// Everything a replay needs.
@@ -177,6 +180,8 @@ struct WorkerOut {
     scores: String,
     /// Events processed per shard (indexed by shard; only this worker's shards count).
     shard_events: Vec<u64>,
+    /// Events processed since the last class barrier when the worker finished the batch.
+    since_sync: usize,
 }
 
 impl WorkerOut {
@@ -567,10 +572,12 @@ fn assign_shards(events: &[u64], threads: usize) -> Vec<(u32, u32)> {
 }
 
 /// Emits one batch whose lines were decoded and detected by `outs` (one per worker), in input order.
-fn emit_batch(batch: &Batch, outs: &[WorkerOut], sink: &mut Sink) -> Result<(), ReplayError> {
+fn emit_batch(batch: &Batch, outs: &[Mutex<WorkerOut>], sink: &mut Sink) -> Result<(), ReplayError> {
+    let outs: Vec<MutexGuard<WorkerOut>> =
+        outs.iter().map(|o| o.lock().expect("no worker panics while holding its results")).collect();
     let per = chunk_len(batch.lines.len(), outs.len());
     let mut cursors = vec![0usize; outs.len()];
-    for (lines, chunk) in batch.lines.chunks(per).zip(outs) {
+    for (lines, chunk) in batch.lines.chunks(per).zip(&outs) {
         for (l, line) in lines.iter().zip(&chunk.lines) {
             match line {
                 LineOut::Rejected(r) => sink.rejected(r, l.source, l.line, batch.bytes(l))?,
@@ -598,6 +605,10 @@ fn emit_batch(batch: &Batch, outs: &[WorkerOut], sink: &mut Sink) -> Result<(), 
 /// detect batch n (each owning a fixed subset of the shards, barriers placed by the workers
 /// themselves), this thread emits batch n - 1 and reads batch n + 1. Three batch buffers and their
 /// per-worker results rotate, so nothing is allocated per batch beyond the decoded events.
+///
+/// The workers are the threads of a pool that lives for the whole replay, and worker `w` is always
+/// pool thread `w` (a broadcast): a shard stays on one thread, and so its agents' state in one
+/// core's cache, from batch to batch, instead of following freshly spawned threads around.
 fn run_pipelined(
     source: &mut Source,
     engine: &mut Engine,
@@ -616,16 +627,23 @@ fn run_pipelined(
     let total_shards = engine.shards().len();
     let new_outs = || {
         (0..threads)
-            .map(|_| WorkerOut { shard_events: vec![0; total_shards], ..WorkerOut::default() })
+            .map(|_| Mutex::new(WorkerOut { shard_events: vec![0; total_shards], ..WorkerOut::default() }))
             .collect::<Vec<_>>()
     };
+    let pool = rayon_core::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("vigil-detect-{i}"))
+        .build()
+        .map_err(|e| ReplayError::Threads { threads, message: e.to_string() })?;
     let mut shard_events = vec![0u64; total_shards];
     let (mut prev, mut cur, mut next) = (Batch::default(), Batch::default(), Batch::default());
     let (mut prev_outs, mut cur_outs) = (new_outs(), new_outs());
     let mut have_prev = false;
     let mut more = read(source, &mut cur)?;
     while more {
-        cur_outs.iter_mut().for_each(WorkerOut::clear);
+        for o in &mut cur_outs {
+            o.get_mut().expect("no worker panics while holding its results").clear();
+        }
         let owner = assign_shards(&shard_events, threads);
         let (classes, shards, since_sync) = engine.parts_mut();
         let shared = Shared {
@@ -642,26 +660,24 @@ fn run_pipelined(
             with_scores: sink.scores_out.is_some(),
             with_names: sink.evaluator.is_some(),
         };
-        more = std::thread::scope(|s| {
-            let shared = &shared;
-            let workers: Vec<_> = cur_outs
-                .iter_mut()
-                .enumerate()
-                .map(|(w, out)| s.spawn(move || detect_worker(w, shared, out)))
-                .collect();
-            // Meanwhile, on this thread: the previous batch out, the next one in.
-            let here = (|| {
-                if have_prev {
-                    emit_batch(&prev, &prev_outs, sink)?;
-                    sink.flush()?;
-                }
-                read(source, &mut next)
-            })();
-            let ends: Vec<usize> = workers.into_iter().map(|h| h.join().expect("detect worker panicked")).collect();
-            *since_sync = ends[0];
-            here
+        more = pool.in_place_scope(|s| {
+            let (shared, outs) = (&shared, &cur_outs);
+            s.spawn_broadcast(move |_, ctx| {
+                let w = ctx.index();
+                let mut out = outs[w].lock().expect("each worker locks only its own results");
+                out.since_sync = detect_worker(w, shared, &mut out);
+            });
+            // Meanwhile, on this thread: the previous batch out, the next one in. (The scope waits
+            // for the workers before it returns, also when this fails.)
+            if have_prev {
+                emit_batch(&prev, &prev_outs, sink)?;
+                sink.flush()?;
+            }
+            read(source, &mut next)
         })?;
-        for o in &cur_outs {
+        *since_sync = cur_outs[0].get_mut().expect("no worker panics while holding its results").since_sync;
+        for o in &mut cur_outs {
+            let o = o.get_mut().expect("no worker panics while holding its results");
             shard_events.iter_mut().zip(&o.shard_events).for_each(|(t, n)| *t += n);
         }
         std::mem::swap(&mut prev, &mut cur);

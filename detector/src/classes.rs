@@ -306,6 +306,105 @@ impl ClassTable {
     }
 }
 
+/// A run of consecutive ops of one class within one log: `logs[log].ops[start..end]`.
+struct Run {
+    log: usize,
+    start: usize,
+    end: usize,
+    /// The class's slot in the table.
+    slot: u32,
+}
+
+impl ClassTable {
+    /// Applies `logs` in order, exactly as calling [`ClassTable::apply`] on each would, with the
+    /// arithmetic spread over `threads` threads (the barrier is otherwise the largest serial step of a
+    /// parallel replay). Classes are independent of each other: only the order of the ops *of one
+    /// class* matters. So the slots are taken serially, in `apply`'s order (same creations, same
+    /// recency order), and then each thread replays, in log order, the ops of the classes given to
+    /// it (classes are dealt out by op count, largest first). When the logs would make the table
+    /// evict a class (a slot changing owner mid-barrier), everything is applied serially instead.
+    pub fn apply_parallel(&mut self, logs: &mut [&mut ClassLog], threads: usize) {
+        let total_ops: usize = logs.iter().map(|l| l.ops.len()).sum();
+        // Below a few thousand ops the thread is dearer than the work.
+        if threads <= 1 || total_ops < 2048 {
+            logs.iter_mut().for_each(|l| self.apply(l));
+            return;
+        }
+        // The runs, as `apply` would meet them (it looks a slot up whenever the class changes).
+        let mut runs = Vec::new();
+        let mut hashes = Vec::new();
+        for (k, l) in logs.iter().enumerate() {
+            let mut start = 0;
+            for i in 1..=l.ops.len() {
+                if i == l.ops.len() || l.ops[i].0 != l.ops[start].0 {
+                    runs.push(Run { log: k, start, end: i, slot: 0 });
+                    hashes.push(l.ops[start].0);
+                    start = i;
+                }
+            }
+        }
+        let mut new: Vec<u64> = hashes.iter().copied().filter(|h| !self.index.contains_key(h)).collect();
+        new.sort_unstable();
+        new.dedup();
+        if self.states.len() + new.len() > self.max {
+            logs.iter_mut().for_each(|l| self.apply(l));
+            return;
+        }
+        for (r, &h) in runs.iter_mut().zip(&hashes) {
+            let names = &logs[r.log].names;
+            r.slot = self.slot(h, names.iter().find(|(n, _)| *n == h).map(|(_, s)| &**s));
+        }
+
+        // Deal the classes out by op count, largest first, each to the least loaded thread.
+        let mut load = vec![0usize; self.states.len()];
+        for r in &runs {
+            load[r.slot as usize] += r.end - r.start;
+        }
+        let mut by_load: Vec<usize> = (0..load.len()).collect();
+        by_load.sort_by_key(|&i| (std::cmp::Reverse(load[i]), i));
+        let mut owner = vec![0usize; load.len()];
+        let mut thread_load = vec![0usize; threads];
+        for i in by_load {
+            let t = (0..threads).min_by_key(|&t| (thread_load[t], t)).unwrap_or(0);
+            owner[i] = t;
+            thread_load[t] += load[i];
+        }
+
+        // Each thread gets its classes' states (`local` maps a slot to its place there).
+        let mut parts: Vec<Vec<&mut ClassState>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut local = vec![0usize; self.states.len()];
+        for (i, st) in self.states.iter_mut().enumerate() {
+            local[i] = parts[owner[i]].len();
+            parts[owner[i]].push(st);
+        }
+        let (runs, owner, local) = (&runs, &owner, &local);
+        let logs_read: Vec<&ClassLog> = logs.iter().map(|l| &**l).collect();
+        let logs_read = &logs_read;
+        let replay = move |t: usize, states: &mut [&mut ClassState]| {
+            for r in runs.iter().filter(|r| owner[r.slot as usize] == t) {
+                let st = &mut *states[local[r.slot as usize]];
+                for &(_, op) in &logs_read[r.log].ops[r.start..r.end] {
+                    apply_op(st, op);
+                }
+            }
+        };
+        std::thread::scope(|s| {
+            let mut parts = parts.into_iter().enumerate();
+            let first = parts.next();
+            for (t, mut p) in parts {
+                s.spawn(move || replay(t, &mut p));
+            }
+            if let Some((t, mut p)) = first {
+                replay(t, &mut p);
+            }
+        });
+        for l in logs.iter_mut() {
+            l.ops.clear();
+            l.names.clear();
+        }
+    }
+}
+
 fn apply_op(c: &mut ClassState, op: ClassOp) {
     let moments = |m: &mut RobustMoments, x: f32, w: f32| m.observe(x as f64, w as f64, CLASS_MAX_N);
     match op {
@@ -368,6 +467,68 @@ fn apply_op(c: &mut ClassState, op: ClassOp) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Logs of `shards` shards over `classes` classes, several thousand ops of every kind.
+    fn sample_logs(shards: usize, classes: u64, ops_per_shard: usize) -> Vec<ClassLog> {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..shards)
+            .map(|_| {
+                let mut log = ClassLog::default();
+                let mut class = 1 + next() % classes;
+                for _ in 0..ops_per_shard {
+                    if next() % 8 == 0 {
+                        class = 1 + next() % classes;
+                        log.note_new_class(class, &format!("class-{class}"));
+                    }
+                    let f = (next() % 1000) as f32 / 100.0;
+                    let op = match next() % 8 {
+                        0 => ClassOp::Event,
+                        1 => ClassOp::Agents(1),
+                        2 => ClassOp::Moments { which: MomentsId::Tokens, x: f, w: 1.0 },
+                        3 => ClassOp::Step { prev: next() % 5, cur: next() % 5, surprise: f, w: 1.0 },
+                        4 => ClassOp::Value { field: 0, key: next() % 50, w: 1.0 },
+                        5 => ClassOp::Entropy { key: next() % 3, slot: 0, stat: f, w: 0.5 },
+                        6 => ClassOp::RateTool { tool: (next() % 7) as u32, count: f, w: 1.0 },
+                        _ => ClassOp::Evidence { comp: 0, jump: f, w: 1.0 },
+                    };
+                    log.push(class, op);
+                }
+                log
+            })
+            .collect()
+    }
+
+    fn table_json(t: &ClassTable) -> String {
+        serde_json::to_string(t).unwrap()
+    }
+
+    #[test]
+    fn parallel_apply_equals_serial_apply() {
+        // 4 classes in a table of 8 (the parallel path), then 6 in a table of 4 (evictions: serial).
+        for (classes, max) in [(4, 8), (6, 4)] {
+            let mut serial = ClassTable::new(max);
+            let mut parallel: Vec<ClassTable> = (0..3).map(|_| ClassTable::new(max)).collect();
+            for round in 0..3 {
+                let logs = sample_logs(5, classes + round, 1500);
+                for mut l in logs.clone() {
+                    serial.apply(&mut l);
+                }
+                for (threads, t) in parallel.iter_mut().enumerate() {
+                    let mut owned = logs.clone();
+                    let mut refs: Vec<&mut ClassLog> = owned.iter_mut().collect();
+                    t.apply_parallel(&mut refs, threads + 1);
+                    assert!(owned.iter().all(|l| l.is_empty() && l.names.is_empty()));
+                    assert_eq!(table_json(t), table_json(&serial), "{classes} classes, {threads} threads");
+                }
+            }
+        }
+    }
 
     #[test]
     fn logs_apply_in_order_and_create_classes() {

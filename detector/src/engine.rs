@@ -121,6 +121,16 @@ impl Engine {
         (&self.classes, &mut self.shards)
     }
 
+    /// Everything a driver needs to run the shards on several threads *and* place the barriers itself
+    /// (so that workers need not stop and hand back between epochs): the class table, the shards,
+    /// and the count of events processed since the last barrier. The driver must do exactly what
+    /// [`Engine::finish_events`] does: when the count reaches `class_sync_events`, apply every shard's
+    /// [`Shard::class_log`] to the table in shard order ([`ClassTable::apply`]) and reset the count to
+    /// 0, before any later event is processed; and leave the count as it stands when it is done.
+    pub fn parts_mut(&mut self) -> (&mut ClassTable, &mut [Shard], &mut usize) {
+        (&mut self.classes, &mut self.shards, &mut self.since_sync)
+    }
+
     /// Counts `n` processed events; at the end of an epoch, applies the class logs.
     pub fn finish_events(&mut self, n: usize) {
         self.since_sync += n;

@@ -44,12 +44,17 @@ pub fn write_unit(out: &mut String, v: f64) {
     } else if n >= 10_000 {
         out.push('1');
     } else {
-        let mut digits = format!("{n:04}");
-        while digits.ends_with('0') {
-            digits.pop();
+        // Four digits, zero-padded, trailing zeros dropped (`n` is not 0, so one digit stays); no
+        // `format!`: this runs for every component of every score line.
+        let mut digits = [b'0'; 4];
+        let mut m = n;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
         }
+        let len = 4 - digits.iter().rev().take_while(|&&d| d == b'0').count();
         out.push_str("0.");
-        out.push_str(&digits);
+        out.push_str(std::str::from_utf8(&digits[..len]).expect("ASCII digits"));
     }
 }
 

@@ -150,7 +150,9 @@ impl Evaluator {
             _ => None,
         };
         let false_alerts = self.alerts - self.true_alerts;
-        let agent_hours: f64 = self.spans.values().map(|(a, b)| (b - a) as f64 / 3_600_000.0).sum();
+        // Summed as integers: a float sum in hash-map order differed in the last digits from run to run.
+        let agent_ms: i64 = self.spans.values().map(|(a, b)| b - a).sum();
+        let agent_hours = agent_ms as f64 / 3_600_000.0;
 
         let mut by_attack: BTreeMap<&str, (u64, u64, Vec<f64>)> = BTreeMap::new();
         for (l, m) in self.labels.iter().zip(&self.first_match) {

@@ -4,11 +4,16 @@
 //! The driver reads inputs in large batches of whole lines ([`input`]), merging several inputs by `ts`
 //! ([`merge`]). Each batch goes through three phases:
 //!
-//! 1. **decode** — lines become [`Event`]s (borrowing from the batch) or rejects; in parallel over
-//!    contiguous chunks of the batch;
-//! 2. **detect** — every event goes to its shard, in input order; each thread owns a fixed subset of
-//!    the shards, so the number of threads never changes what any shard sees;
+//! 1. **decode** — lines become [`Event`]s (borrowing from the batch) or rejects;
+//! 2. **detect** — every event goes to its shard, in input order, with the class barriers every
+//!    `class_sync_events` events;
 //! 3. **emit** — sequentially, in input order: dead-letter records, score lines, alerts, evaluation.
+//!
+//! On one thread the three run line by line. On several, the batches form a pipeline: while the
+//! workers decode and detect batch n, the calling thread emits batch n − 1 and reads batch n + 1.
+//! Each worker decodes a contiguous chunk of the batch, then runs the events of the shards it owns
+//! (a fixed set for the batch), so the number of threads never changes what any shard sees; the
+//! workers meet at every class barrier and apply the class logs together, in shard order.
 //!
 //! Output is therefore byte-identical for any thread count. Memory is bounded by the batch size and
 //! the engine's caps, never by the size of the input.
@@ -28,6 +33,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::sync::Arc;
+use std::sync::{Barrier, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 use vigil_detector::alert::Action;
@@ -65,6 +71,9 @@ pub enum ReplayError {
     /// The engine configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The worker threads of a parallel replay cannot be started (the system refused new threads).
+    #[error("cannot start {threads} worker threads: {message}")]
+    Threads { threads: usize, message: String },
 }
 
 /// Everything a replay needs.
@@ -137,21 +146,52 @@ enum Decoded<'a> {
     Rejected(Reject),
 }
 
-/// What a detect thread produced for one event.
+/// What a detect worker produced for one event.
 struct Out {
-    index: u32,
     duplicate: bool,
     late: bool,
+    /// Byte range of the event's score line in [`WorkerOut::scores`].
     score: (u32, u32),
     alert: Option<Box<Alert>>,
     class_agents: u32,
 }
 
-/// A detect thread's results for one batch, in input order.
+/// One input line as the emit stage needs it. It borrows nothing from the batch's decoded events:
+/// the lines of batch n are emitted while batch n + 1 is being decoded and detected.
+enum LineOut {
+    Rejected(Reject),
+    Event {
+        agent_hash: u64,
+        ts_ms: i64,
+        /// The worker that detected it (it owns the event's shard).
+        worker: u32,
+        /// Byte range of `agent_id` in [`WorkerOut::names`] (filled only when evaluating).
+        name: (u32, u32),
+    },
+}
+
+/// What one worker produced for one batch: the emit records of the chunk of lines it decoded, and
+/// the detect results for its shards' events, in input order. Reused from batch to batch.
 #[derive(Default)]
-struct ThreadOut {
+struct WorkerOut {
+    lines: Vec<LineOut>,
+    names: String,
     outs: Vec<Out>,
     scores: String,
+    /// Events processed per shard (indexed by shard; only this worker's shards count).
+    shard_events: Vec<u64>,
+    /// Events processed since the last class barrier when the worker finished the batch.
+    since_sync: usize,
+}
+
+impl WorkerOut {
+    fn clear(&mut self) {
+        self.lines.clear();
+        self.names.clear();
+        self.outs.clear();
+        self.scores.clear();
+        self.shard_events.iter_mut().for_each(|n| *n = 0);
+    }
 }
 
 enum Source {
@@ -236,45 +276,132 @@ fn decode_line<'a>(batch: &'a Batch, l: &input::LineRef, limits: &Limits, shards
     }
 }
 
-/// What every detect thread of one epoch shares, read-only.
-struct Epoch<'a, 'b> {
-    flat: &'a [&'a Decoded<'b>],
-    range: std::ops::Range<usize>,
-    classes: &'a ClassTable,
-    total_shards: usize,
-    sources: &'a [LineRefSource],
-    with_scores: bool,
+/// A decoded event on its way to its shard.
+struct Item<'a> {
+    ev: Event<'a>,
+    shard: u32,
+    pos: Position,
 }
 
-/// Runs the engine over one thread's shards for the decoded lines of the epoch.
-fn detect(e: &Epoch, shards: &mut [(usize, &mut Shard)], out: &mut ThreadOut) {
-    // Map a global shard index to this thread's slice.
-    let mut local = vec![usize::MAX; e.total_shards];
-    for (i, (g, _)) in shards.iter().enumerate() {
-        local[*g] = i;
+/// The lines each worker decodes: contiguous chunks of the batch, chunk `w` for worker `w`.
+fn chunk_len(lines: usize, threads: usize) -> usize {
+    lines.div_ceil(threads).max(1)
+}
+
+/// What the workers of one batch share. Each shard belongs to one worker for the whole batch
+/// ([`assign_shards`]); the class table is only read between barriers and only written at them.
+struct Shared<'a, 'e> {
+    batch: &'a Batch,
+    limits: &'a Limits,
+    threads: usize,
+    /// The worker that owns each shard, and the shard's place among that worker's shards.
+    owner: &'a [(u32, u32)],
+    /// The decoded events of each chunk, set by its worker before the first barrier.
+    chunks: Vec<OnceLock<Vec<Item<'a>>>>,
+    /// Every shard; a worker holds the locks of its own shards during an epoch, the barrier's leader
+    /// takes them all in shard order to apply the class logs.
+    shards: Vec<Mutex<&'e mut Shard>>,
+    classes: RwLock<&'e mut ClassTable>,
+    barrier: Barrier,
+    /// Events processed since the last barrier when the batch starts.
+    since_sync: usize,
+    class_sync_events: usize,
+    with_scores: bool,
+    /// Keep `agent_id`s for the emit stage (the evaluator needs them).
+    with_names: bool,
+}
+
+impl<'e> Shared<'_, 'e> {
+    /// The locks of worker `w`'s shards, in shard order (the order of `owner`'s second field).
+    fn lock_own(&self, w: usize) -> Vec<MutexGuard<'_, &'e mut Shard>> {
+        self.shards
+            .iter()
+            .zip(self.owner)
+            .filter(|(_, &(o, _))| o as usize == w)
+            .map(|(m, _)| m.lock().expect("no worker panics while holding a shard"))
+            .collect()
     }
-    for index in e.range.clone() {
-        let Decoded::Event { ev, shard, .. } = e.flat[index] else { continue };
-        let li = local[*shard as usize];
-        if li == usize::MAX {
-            continue;
+}
+
+/// Worker `w` of one batch: decodes its chunk of lines, then runs every event of the batch that
+/// belongs to one of its shards, in input order. All workers walk the same event sequence, so they
+/// agree on where the barriers fall; at each, they stop, one of them applies the class logs in shard
+/// order (what [`Engine::sync`] does), and all continue. Returns the events processed since the last
+/// barrier at the end of the batch.
+fn detect_worker(w: usize, sh: &Shared, out: &mut WorkerOut) -> usize {
+    // Decode.
+    let batch = sh.batch;
+    let total_shards = sh.shards.len();
+    let per = chunk_len(batch.lines.len(), sh.threads);
+    let lines = batch.lines.chunks(per).nth(w).unwrap_or(&[]);
+    let mut items = Vec::with_capacity(lines.len());
+    for l in lines {
+        match decode_line(batch, l, sh.limits, total_shards) {
+            Decoded::Rejected(r) => out.lines.push(LineOut::Rejected(r)),
+            Decoded::Event { ev, shard, agent_hash } => {
+                let start = out.names.len() as u32;
+                if sh.with_names {
+                    out.names.push_str(&ev.agent_id);
+                }
+                out.lines.push(LineOut::Event {
+                    agent_hash,
+                    ts_ms: ev.ts_ms,
+                    worker: sh.owner[shard as usize].0,
+                    name: (start, out.names.len() as u32),
+                });
+                items.push(Item { ev, shard, pos: Position { source: l.source, offset: l.line } });
+            }
         }
-        let src = &e.sources[index];
-        let verdict = shards[li].1.process(e.classes, ev, Position { source: src.source, offset: src.line });
-        let start = out.scores.len() as u32;
-        if e.with_scores && !verdict.duplicate {
-            write_score_line(&mut out.scores, ev, &verdict);
-            out.scores.push('\n');
-        }
-        out.outs.push(Out {
-            index: index as u32,
-            duplicate: verdict.duplicate,
-            late: verdict.late,
-            score: (start, out.scores.len() as u32),
-            alert: verdict.alert.map(Box::new),
-            class_agents: verdict.class_agents,
-        });
     }
+    if sh.chunks[w].set(items).is_err() {
+        unreachable!("only worker {w} sets chunk {w}");
+    }
+    sh.barrier.wait();
+
+    // Detect, epoch by epoch.
+    let mut since = sh.since_sync;
+    let mut own = sh.lock_own(w);
+    let mut classes = sh.classes.read().expect("no worker panics while holding the class table");
+    for chunk in &sh.chunks {
+        for it in chunk.get().expect("every chunk is set before the barrier") {
+            let (o, local) = sh.owner[it.shard as usize];
+            if o as usize == w {
+                out.shard_events[it.shard as usize] += 1;
+                let v = own[local as usize].process(&classes, &it.ev, it.pos);
+                let start = out.scores.len() as u32;
+                if sh.with_scores && !v.duplicate {
+                    write_score_line(&mut out.scores, &it.ev, &v);
+                    out.scores.push('\n');
+                }
+                out.outs.push(Out {
+                    duplicate: v.duplicate,
+                    late: v.late,
+                    score: (start, out.scores.len() as u32),
+                    alert: v.alert.map(Box::new),
+                    class_agents: v.class_agents,
+                });
+            }
+            since += 1;
+            if since == sh.class_sync_events {
+                // The barrier: nobody may read the table or touch a shard while the logs are applied.
+                drop(own);
+                drop(classes);
+                if sh.barrier.wait().is_leader() {
+                    let mut table = sh.classes.write().expect("no worker panics while holding the class table");
+                    let mut all: Vec<_> =
+                        sh.shards.iter().map(|s| s.lock().expect("no worker panics while holding a shard")).collect();
+                    let mut logs: Vec<_> = all.iter_mut().map(|s| s.class_log()).collect();
+                    // The other workers wait at the barrier meanwhile: their cores do the helping.
+                    table.apply_parallel(&mut logs, sh.threads);
+                }
+                sh.barrier.wait();
+                since = 0;
+                own = sh.lock_own(w);
+                classes = sh.classes.read().expect("no worker panics while holding the class table");
+            }
+        }
+    }
+    since
 }
 
 /// What the engine said about one event, as the emit stage needs it.
@@ -283,13 +410,6 @@ struct Scored<'a> {
     late: bool,
     alert: Option<&'a Alert>,
     class_agents: u32,
-}
-
-/// Where a line came from (copied out of the batch for the detect threads).
-#[derive(Clone, Copy)]
-struct LineRefSource {
-    source: u32,
-    line: u64,
 }
 
 /// Where one replay's results go, in input order: counters, dead letters, score lines, alerts and the
@@ -326,7 +446,14 @@ impl Sink<'_> {
     }
 
     /// One processed event: `score_line` is its formatted score line (when scores are written).
-    fn scored(&mut self, ev: &Event, agent_hash: u64, score_line: &[u8], v: Scored<'_>) -> Result<(), ReplayError> {
+    fn scored(
+        &mut self,
+        agent_id: &str,
+        ts_ms: i64,
+        agent_hash: u64,
+        score_line: &[u8],
+        v: Scored<'_>,
+    ) -> Result<(), ReplayError> {
         let Scored { duplicate, late, alert, class_agents } = v;
         if duplicate {
             self.duplicates += 1;
@@ -335,7 +462,7 @@ impl Sink<'_> {
             self.late += late as u64;
             self.distinct.add(agent_hash);
             if let Some(e) = &mut self.evaluator {
-                e.observe_event(&ev.agent_id, ev.ts_ms);
+                e.observe_event(agent_id, ts_ms);
             }
             if let Some(w) = &mut self.scores_out {
                 w.write_all(score_line).map_err(|e| write_err(self.opts.scores.as_deref().unwrap_or(""), e))?;
@@ -408,88 +535,160 @@ fn run_sequential(batch: &Batch, engine: &mut Engine, limits: &Limits, sink: &mu
                     alert: v.alert.as_ref(),
                     class_agents: v.class_agents,
                 };
-                sink.scored(&ev, agent_hash, score_buf.as_bytes(), s)?;
+                sink.scored(&ev.agent_id, ev.ts_ms, agent_hash, score_buf.as_bytes(), s)?;
             }
         }
     }
     Ok(())
 }
 
-/// One batch on several threads: decode in parallel chunks, detect with each thread owning a fixed
-/// subset of the shards (epoch by epoch, barriers in between), then emit in input order.
-fn run_parallel(
-    batch: &Batch,
+/// Deals the shards out to `threads` workers by the events each has processed so far (most first,
+/// each to the worker with the fewest events so far, then the fewest shards): a fixed `shard %
+/// threads` left one worker 5% more work on the benchmark input. Which worker runs a shard never
+/// changes what the shard computes, only how evenly the threads are loaded; counts, not timings,
+/// decide, and they change slowly, so shards seldom move between threads. Returns, per shard, its
+/// worker and its place among that worker's shards.
+fn assign_shards(events: &[u64], threads: usize) -> Vec<(u32, u32)> {
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(events[i]), i));
+    let mut load = vec![(0u64, 0u32); threads];
+    let mut owner = vec![0u32; events.len()];
+    for i in order {
+        let w = (0..threads).min_by_key(|&w| (load[w], w)).unwrap_or(0);
+        owner[i] = w as u32;
+        load[w].0 += events[i];
+        load[w].1 += 1;
+    }
+    // Places in shard order, as `Shared::lock_own` takes the locks.
+    let mut next = vec![0u32; threads];
+    owner
+        .into_iter()
+        .map(|w| {
+            let local = next[w as usize];
+            next[w as usize] += 1;
+            (w, local)
+        })
+        .collect()
+}
+
+/// Emits one batch whose lines were decoded and detected by `outs` (one per worker), in input order.
+fn emit_batch(batch: &Batch, outs: &[Mutex<WorkerOut>], sink: &mut Sink) -> Result<(), ReplayError> {
+    let outs: Vec<MutexGuard<WorkerOut>> =
+        outs.iter().map(|o| o.lock().expect("no worker panics while holding its results")).collect();
+    let per = chunk_len(batch.lines.len(), outs.len());
+    let mut cursors = vec![0usize; outs.len()];
+    for (lines, chunk) in batch.lines.chunks(per).zip(&outs) {
+        for (l, line) in lines.iter().zip(&chunk.lines) {
+            match line {
+                LineOut::Rejected(r) => sink.rejected(r, l.source, l.line, batch.bytes(l))?,
+                LineOut::Event { agent_hash, ts_ms, worker, name } => {
+                    let t = *worker as usize;
+                    let o = &outs[t].outs[cursors[t]];
+                    cursors[t] += 1;
+                    let s = Scored {
+                        duplicate: o.duplicate,
+                        late: o.late,
+                        alert: o.alert.as_deref(),
+                        class_agents: o.class_agents,
+                    };
+                    let score_line = &outs[t].scores.as_bytes()[o.score.0 as usize..o.score.1 as usize];
+                    let agent_id = &chunk.names[name.0 as usize..name.1 as usize];
+                    sink.scored(agent_id, *ts_ms, *agent_hash, score_line, s)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The replay on several threads, as a pipeline over batches: while `threads` workers decode and
+/// detect batch n (each owning a fixed subset of the shards, barriers placed by the workers
+/// themselves), this thread emits batch n - 1 and reads batch n + 1. Three batch buffers and their
+/// per-worker results rotate, so nothing is allocated per batch beyond the decoded events.
+///
+/// The workers are the threads of a pool that lives for the whole replay, and worker `w` is always
+/// pool thread `w` (a broadcast): a shard stays on one thread, and so its agents' state in one
+/// core's cache, from batch to batch, instead of following freshly spawned threads around.
+fn run_pipelined(
+    source: &mut Source,
     engine: &mut Engine,
     limits: &Limits,
     threads: usize,
     sink: &mut Sink,
+    mut progress: impl FnMut(&Sink, &Source),
 ) -> Result<(), ReplayError> {
-    let shards = engine.config().engine.shards;
-    let n = batch.lines.len();
-    let srcs: Vec<LineRefSource> =
-        batch.lines.iter().map(|l| LineRefSource { source: l.source, line: l.line }).collect();
-
-    // Phase 1: decode.
-    let per = n.div_ceil(threads).max(1);
-    let decoded: Vec<Vec<Decoded>> = std::thread::scope(|s| {
-        let handles: Vec<_> = batch
-            .lines
-            .chunks(per)
-            .map(|ls| s.spawn(move || ls.iter().map(|l| decode_line(batch, l, limits, shards)).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("decode thread panicked")).collect()
-    });
-
-    // Phase 2: detect, epoch by epoch: class baselines are updated at the barriers between epochs.
-    let flat: Vec<&Decoded> = decoded.iter().flatten().collect();
-    let with_scores = sink.scores_out.is_some();
-    let mut outs: Vec<ThreadOut> = (0..threads).map(|_| ThreadOut::default()).collect();
-    let mut from = 0usize;
-    while from < flat.len() {
-        let budget = engine.until_sync();
-        let (mut to, mut count) = (from, 0usize);
-        while to < flat.len() && count < budget {
-            count += matches!(flat[to], Decoded::Event { .. }) as usize;
-            to += 1;
+    let opts = sink.opts;
+    let read = |source: &mut Source, batch: &mut Batch| {
+        source
+            .next_batch(batch, opts.batch_bytes)
+            .map_err(|e| ReplayError::Read { path: opts.inputs.join(", "), error: e })
+    };
+    let class_sync_events = engine.config().engine.class_sync_events;
+    let total_shards = engine.shards().len();
+    let new_outs = || {
+        (0..threads)
+            .map(|_| Mutex::new(WorkerOut { shard_events: vec![0; total_shards], ..WorkerOut::default() }))
+            .collect::<Vec<_>>()
+    };
+    let pool = rayon_core::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("vigil-detect-{i}"))
+        .build()
+        .map_err(|e| ReplayError::Threads { threads, message: e.to_string() })?;
+    let mut shard_events = vec![0u64; total_shards];
+    let (mut prev, mut cur, mut next) = (Batch::default(), Batch::default(), Batch::default());
+    let (mut prev_outs, mut cur_outs) = (new_outs(), new_outs());
+    let mut have_prev = false;
+    let mut more = read(source, &mut cur)?;
+    while more {
+        for o in &mut cur_outs {
+            o.get_mut().expect("no worker panics while holding its results").clear();
         }
-        let (classes, all_shards) = engine.parts();
-        let mut groups: Vec<Vec<(usize, &mut Shard)>> = (0..threads).map(|_| Vec::new()).collect();
-        for (i, sh) in all_shards.iter_mut().enumerate() {
-            groups[i % threads].push((i, sh));
-        }
-        let epoch = Epoch { flat: &flat, range: from..to, classes, total_shards: shards, sources: &srcs, with_scores };
-        let epoch = &epoch;
-        std::thread::scope(|s| {
-            for (g, out) in groups.iter_mut().zip(outs.iter_mut()) {
-                s.spawn(move || detect(epoch, g, out));
+        let owner = assign_shards(&shard_events, threads);
+        let (classes, shards, since_sync) = engine.parts_mut();
+        let shared = Shared {
+            batch: &cur,
+            limits,
+            threads,
+            owner: &owner,
+            chunks: (0..threads).map(|_| OnceLock::new()).collect(),
+            shards: shards.iter_mut().map(Mutex::new).collect(),
+            classes: RwLock::new(classes),
+            barrier: Barrier::new(threads),
+            since_sync: *since_sync,
+            class_sync_events,
+            with_scores: sink.scores_out.is_some(),
+            with_names: sink.evaluator.is_some(),
+        };
+        more = pool.in_place_scope(|s| {
+            let (shared, outs) = (&shared, &cur_outs);
+            s.spawn_broadcast(move |_, ctx| {
+                let w = ctx.index();
+                let mut out = outs[w].lock().expect("each worker locks only its own results");
+                out.since_sync = detect_worker(w, shared, &mut out);
+            });
+            // Meanwhile, on this thread: the previous batch out, the next one in. (The scope waits
+            // for the workers before it returns, also when this fails.)
+            if have_prev {
+                emit_batch(&prev, &prev_outs, sink)?;
+                sink.flush()?;
             }
-        });
-        engine.finish_events(count);
-        from = to;
+            read(source, &mut next)
+        })?;
+        *since_sync = cur_outs[0].get_mut().expect("no worker panics while holding its results").since_sync;
+        for o in &mut cur_outs {
+            let o = o.get_mut().expect("no worker panics while holding its results");
+            shard_events.iter_mut().zip(&o.shard_events).for_each(|(t, n)| *t += n);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+        std::mem::swap(&mut cur, &mut next);
+        std::mem::swap(&mut prev_outs, &mut cur_outs);
+        have_prev = true;
+        progress(sink, source);
     }
-
-    // Phase 3: emit in input order.
-    let mut cursors = vec![0usize; outs.len()];
-    for (index, d) in flat.iter().enumerate() {
-        let l = &batch.lines[index];
-        match d {
-            Decoded::Rejected(r) => sink.rejected(r, l.source, l.line, batch.bytes(l))?,
-            Decoded::Event { ev, agent_hash, .. } => {
-                let t = (0..outs.len())
-                    .find(|&t| outs[t].outs.get(cursors[t]).is_some_and(|x| x.index as usize == index))
-                    .expect("every event has exactly one detect result");
-                let o = &outs[t].outs[cursors[t]];
-                cursors[t] += 1;
-                let line = &outs[t].scores.as_bytes()[o.score.0 as usize..o.score.1 as usize];
-                let s = Scored {
-                    duplicate: o.duplicate,
-                    late: o.late,
-                    alert: o.alert.as_deref(),
-                    class_agents: o.class_agents,
-                };
-                sink.scored(ev, *agent_hash, line, s)?;
-            }
-        }
+    if have_prev {
+        emit_batch(&prev, &prev_outs, sink)?;
+        sink.flush()?;
     }
     Ok(())
 }
@@ -556,23 +755,9 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     };
 
     let threads = opts.threads.clamp(1, engine.config().engine.shards);
-    let mut batch = Batch::default();
     let mut last_progress = Instant::now();
     let progress = opts.progress && io::stderr().is_terminal();
-    loop {
-        let more = source
-            .next_batch(&mut batch, opts.batch_bytes)
-            .map_err(|e| ReplayError::Read { path: opts.inputs.join(", "), error: e })?;
-        if !more {
-            break;
-        }
-        if threads == 1 {
-            run_sequential(&batch, &mut engine, &limits, &mut sink)?;
-        } else {
-            run_parallel(&batch, &mut engine, &limits, threads, &mut sink)?;
-        }
-        sink.flush()?;
-
+    let mut show_progress = |sink: &Sink, source: &Source| {
         if progress && last_progress.elapsed() >= Duration::from_millis(200) {
             last_progress = Instant::now();
             let secs = t0.elapsed().as_secs_f64().max(1e-9);
@@ -588,6 +773,19 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 sink.alerts
             );
         }
+    };
+    if threads == 1 {
+        let mut batch = Batch::default();
+        while source
+            .next_batch(&mut batch, opts.batch_bytes)
+            .map_err(|e| ReplayError::Read { path: opts.inputs.join(", "), error: e })?
+        {
+            run_sequential(&batch, &mut engine, &limits, &mut sink)?;
+            sink.flush()?;
+            show_progress(&sink, &source);
+        }
+    } else {
+        run_pipelined(&mut source, &mut engine, &limits, threads, &mut sink, &mut show_progress)?;
     }
     if progress {
         eprint!("\r\x1b[2K");
@@ -622,4 +820,24 @@ pub fn run(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         kills_withheld: sink.blast.withheld,
         kept_alerts: sink.kept.unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assign_shards;
+
+    #[test]
+    fn shards_are_dealt_out_evenly_and_numbered_in_shard_order() {
+        // Nothing counted yet: the shards alternate.
+        let a = assign_shards(&[0; 5], 2);
+        assert_eq!(a, vec![(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]);
+        // By events: 9 | 5 + 4, then 3 + 3 to the lighter side each time.
+        let a = assign_shards(&[3, 9, 5, 4, 3], 2);
+        let load = |w: u32| [3, 9, 5, 4, 3].iter().zip(&a).filter(|(_, o)| o.0 == w).map(|(n, _)| n).sum::<u64>();
+        assert_eq!((load(0), load(1)), (12, 12));
+        for w in 0..2 {
+            let places: Vec<u32> = a.iter().filter(|o| o.0 == w).map(|o| o.1).collect();
+            assert_eq!(places, (0..places.len() as u32).collect::<Vec<_>>());
+        }
+    }
 }

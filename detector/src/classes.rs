@@ -103,6 +103,12 @@ impl ClassLog {
         self.ops.push((class, op));
     }
 
+    /// The updates logged so far, in order (for tests of what a detector teaches).
+    #[cfg(test)]
+    pub fn ops(&self) -> &[(u64, ClassOp)] {
+        &self.ops
+    }
+
     /// Notes the name of a class the table does not know (once per epoch per shard).
     pub fn note_new_class(&mut self, hash: u64, name: &str) {
         if !self.names.iter().any(|(h, _)| *h == hash) {

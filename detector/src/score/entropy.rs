@@ -6,7 +6,9 @@
 //! calibrated per class and direction (outbound, inbound, conversation) against the class's own
 //! history — a class whose image tool returns base64 all day learns that — with an exponential tail
 //! beyond anything seen. Shorter texts count as texts without random data. (A slow trickle of small
-//! encoded chunks adds up in the agent's evidence accumulator, see [`super::evidence`].)
+//! encoded chunks adds up in the agent's evidence accumulator, see [`super::evidence`].) Learning is
+//! guarded twice: a text the calibrator itself finds anomalous teaches it at the anomalous weight, and an
+//! agent with accumulated entropy evidence teaches its class e-fold less per [`SUSPECT_NATS`].
 
 use super::{Card, ClassSink, Comp, Ctx};
 use crate::classes::ClassOp;
@@ -20,6 +22,9 @@ use vigil_models::blob_scan;
 pub const MIN_TEXT: usize = 64;
 /// A text whose own p-value is below this teaches the calibrator only at the anomalous weight.
 const ANOMALOUS_TEXT_P: f64 = 1e-2;
+/// Accumulated evidence (nats of excess surprise) over which an agent's texts teach the class's
+/// calibrators e-fold less.
+const SUSPECT_NATS: f64 = 3.0;
 /// Texts of a kind seen before the calibrator may alert.
 const WARM: f32 = 100.0;
 
@@ -110,5 +115,44 @@ pub fn learn(ctx: &Ctx, class: &mut ClassSink, card: &Card, w: f64) {
     // Guarded per baseline: a text this calibrator found anomalous teaches it at the anomalous weight
     // even when the event as a whole did not score anomalous.
     let w = if d.p_single < ANOMALOUS_TEXT_P { w.min(ctx.anomalous_weight) } else { w };
+    // Capped per agent: an agent whose recent texts have piled up evidence (the accumulator, see
+    // super::evidence) teaches its class less and less, so one agent's hour of encoded chunks cannot
+    // make them the class's normal — for itself or for the next agent that does the same.
+    let w = w * (-card.acc[Comp::Entropy as usize].evidence / SUSPECT_NATS).exp();
     class.push(ClassOp::Entropy { key: d.key, slot: d.slot, stat: d.stat as f32, w: w as f32 });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classes::ClassLog;
+    use crate::config::EngineConfig;
+
+    /// The weight with which a text of p-value `p`, from an agent with `evidence` nats of accumulated
+    /// entropy evidence, teaches its class.
+    fn taught_weight(p: f64, evidence: f64) -> f32 {
+        let ctx = Ctx::new(&EngineConfig::default());
+        let mut log = ClassLog::default();
+        let mut card = Card::default();
+        card.get_mut(Comp::Entropy).set(p, true);
+        card.entropy = Detail { p_single: p, stat: 8.0, ..Detail::default() };
+        card.acc[Comp::Entropy as usize].evidence = evidence;
+        learn(&ctx, &mut ClassSink { hash: 1, log: &mut log }, &card, 1.0);
+        match log.ops() {
+            [(1, ClassOp::Entropy { w, .. })] => *w,
+            other => panic!("expected one entropy update, got {}", other.len()),
+        }
+    }
+
+    #[test]
+    fn learning_is_guarded_per_text_and_per_agent() {
+        // An ordinary text from an unsuspected agent teaches at full weight.
+        assert_eq!(taught_weight(0.5, 0.0), 1.0);
+        // A text the calibrator finds anomalous teaches at the anomalous weight.
+        assert_eq!(taught_weight(1e-4, 0.0), EngineConfig::default().detectors.anomalous_learning_weight as f32);
+        // An agent with accumulated evidence teaches e-fold less per SUSPECT_NATS, whatever the text.
+        let w = taught_weight(0.5, SUSPECT_NATS);
+        assert!((w - (-1.0f32).exp()).abs() < 1e-6, "{w}");
+        assert!(taught_weight(0.5, 10.0 * SUSPECT_NATS) < 1e-4);
+    }
 }

@@ -110,3 +110,40 @@ pub fn learn(ctx: &Ctx, ts: i64, agent: &mut AgentState, class: &mut ClassSink, 
         class.push(ClassOp::Evidence { comp: i as u8, jump: jump as f32, w: w as f32 });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classes::{ClassLog, ClassOp};
+    use crate::config::EngineConfig;
+
+    /// The components whose jump law learns from `card`.
+    fn taught(card: &Card) -> Vec<u8> {
+        let ctx = Ctx::new(&EngineConfig::default());
+        let mut agent = AgentState::new(1);
+        let mut log = ClassLog::default();
+        learn(&ctx, 1_000, &mut agent, &mut ClassSink { hash: 1, log: &mut log }, card, 1.0, false);
+        log.ops()
+            .iter()
+            .filter_map(|(_, op)| if let ClassOp::Evidence { comp, .. } = op { Some(*comp) } else { None })
+            .collect()
+    }
+
+    #[test]
+    fn the_law_learns_only_verdicts_of_warm_baselines() {
+        let (entropy, first_seen) = (Comp::Entropy as u8, Comp::FirstSeen as u8);
+        let mut card = Card::default();
+        // A baseline still warming up: its unusual text is not a verdict, and teaching it as "no
+        // jump" would make the class look calmer than it is.
+        card.get_mut(Comp::Entropy).set(1e-3, false);
+        assert!(taught(&card).is_empty());
+        card.get_mut(Comp::Entropy).set(1e-3, true);
+        assert_eq!(taught(&card), vec![entropy]);
+        // First-seen: a value a warm vocabulary knows is a verdict ("nothing new"), a young vocabulary's is not.
+        let mut card = Card::default();
+        card.get_mut(Comp::FirstSeen).set(1.0, false);
+        assert!(taught(&card).is_empty());
+        card.novelty.mature = true;
+        assert_eq!(taught(&card), vec![first_seen]);
+    }
+}

@@ -186,6 +186,9 @@ struct Compiled {
     conds: Conds,
     logic: Logic,
     title: Vec<TitlePart>,
+    /// The detail of a stateless match (``matched `<when>` ``), formatted once at load: a match then
+    /// costs one copy instead of a `format!` over the whole condition text.
+    matched: Box<str>,
     /// Index among stateful rules (state slot); unused for stateless rules.
     slot: usize,
 }
@@ -426,7 +429,7 @@ impl Pack {
             Logic::Stateless => out.push(RuleMatch {
                 rule: r,
                 group_key: String::new(),
-                detail: format!("matched `{}`", self.infos[r].when),
+                detail: rule.matched.to_string(),
                 step_ts: vec![cx.rec.ts_ms()],
             }),
             Logic::Threshold(t) => {
@@ -1312,6 +1315,7 @@ impl<'s> Loader<'s> {
             conds: Conds { when, exceptions, steps, until },
             logic,
             title: title.unwrap_or_default(),
+            matched: format!("matched `{}`", info.when).into(),
             slot: 0,
         };
         Some((info, compiled, fp))

@@ -155,6 +155,14 @@ struct Conds {
 }
 
 impl Conds {
+    /// Every condition with its direct leaves (see [`Cond::direct_leaves`]).
+    fn direct_leaves(&mut self) {
+        self.when.direct_leaves();
+        self.exceptions.iter_mut().for_each(Cond::direct_leaves);
+        self.steps.iter_mut().for_each(Cond::direct_leaves);
+        self.until.iter_mut().for_each(Cond::direct_leaves);
+    }
+
     /// Every condition with plain field tests first in its `&&`s (see [`Cond::field_tests_first`]).
     fn field_tests_first(&mut self) {
         self.when.field_tests_first();
@@ -331,9 +339,16 @@ impl Pack {
         }
         // The index is built from the conditions as written (its keys come from their first
         // conjuncts); then field tests go first, here and in the index.
-        let index = Index::build(&triggers, &rules, kind_field);
+        let mut index = Index::build(&triggers, &rules, kind_field);
         for r in &mut rules {
             r.conds.field_tests_first();
+        }
+        // Last: the rewritten leaves are for evaluation only.
+        for r in &mut rules {
+            r.conds.direct_leaves();
+        }
+        for e in index.by_kind.values_mut() {
+            e.conds.iter_mut().for_each(Conds::direct_leaves);
         }
         Ok(Pack { index, infos, rules, kind_field, tool_field, slot_fps, fingerprint })
     }

@@ -242,6 +242,10 @@ pub(crate) enum Cond {
     StrField(CmpOp, FieldId, Box<str>),
     /// `Cmp(op, Field(id, Num), Num(lit))`, likewise.
     NumField(CmpOp, FieldId, f64),
+    /// `In(Field(id, Str), set)`, likewise.
+    InField(FieldId, Arc<ListSet>),
+    /// `Method(Field(id, Str), m)`, likewise.
+    MethodField(FieldId, Box<Method>),
 }
 
 impl Operand {
@@ -453,6 +457,8 @@ impl Cond {
             Cond::NumField(op, id, lit) => {
                 rec.num(*id).is_some_and(|x| x.partial_cmp(lit).is_some_and(|o| ordered(*op, o)))
             }
+            Cond::InField(id, set) => rec.str(*id).is_some_and(|s| set.contains_str(s)),
+            Cond::MethodField(id, m) => rec.str(*id).is_some_and(|s| m.test(s)),
             Cond::Macro(slot, c) => {
                 if (*slot as usize) < MEMO_SLOTS {
                     let bit = 1u64 << slot;
@@ -507,9 +513,10 @@ impl Cond {
         }
     }
 
-    /// Rewrites every comparison of a schema field with a literal of its type into the direct leaf
-    /// ([`Cond::StrField`], [`Cond::NumField`]) that evaluates it the same way ([`compare`]: a missing
-    /// field is false) with one field read and no operand dispatch. Run last, on conditions ready for
+    /// Rewrites every comparison of a schema field with a literal of its type, list lookup and string
+    /// method of a string field into the direct leaf ([`Cond::StrField`], [`Cond::NumField`],
+    /// [`Cond::InField`], [`Cond::MethodField`]) that evaluates it the same way ([`compare`],
+    /// [`in_set`]: a missing field is false) with one field read and no operand dispatch. Run last, on conditions ready for
     /// evaluation: the index and specialisation look for the general form.
     pub(crate) fn direct_leaves(&mut self) {
         match self {
@@ -520,6 +527,12 @@ impl Cond {
             }
             Cond::Cmp(op, Operand::Field(id, FieldType::Num), Operand::Num(lit)) => {
                 *self = Cond::NumField(*op, *id, *lit);
+            }
+            Cond::In(Operand::Field(id, FieldType::Str), set) => *self = Cond::InField(*id, set.clone()),
+            Cond::Method(Operand::Field(_, FieldType::Str), _) => {
+                if let Cond::Method(Operand::Field(id, _), m) = std::mem::replace(self, Cond::Const(false)) {
+                    *self = Cond::MethodField(id, m);
+                }
             }
             _ => {}
         }
@@ -1225,14 +1238,17 @@ pub(crate) mod tests {
             vec![("kind", S("net")), ("bytes_out", N(5.0))],
             vec![("kind", S("file")), ("bytes_out", N(f64::NAN))],
             vec![("kind", S("")), ("bytes_out", N(-1.0))],
-            vec![("tool", S("x"))],
+            vec![("tool", S("x")), ("dest.host", S("db.internal"))],
+            vec![("tool", S("443")), ("dest.host", S("api.github.com")), ("kind", S("ne"))],
         ];
         for op in ops {
-            for src in [format!("kind {op} 'net'"), format!("bytes_out {op} 5"), format!("'net' {op} kind")] {
+            let more = ["dest.host in egress_allow", "kind.startsWith('ne')", "kind.matches('^f')", "tool in ports"];
+            let srcs = [format!("kind {op} 'net'"), format!("bytes_out {op} 5"), format!("'net' {op} kind")];
+            for src in srcs.into_iter().chain(more.map(String::from)) {
                 let general = compile(&src).unwrap();
                 let mut direct = general.clone();
                 direct.direct_leaves();
-                assert!(matches!(direct, Cond::StrField(..) | Cond::NumField(..)), "{src}: {direct:?}");
+                assert!(!matches!(direct, Cond::Cmp(..) | Cond::In(..) | Cond::Method(..)), "{src}: {direct:?}");
                 for fields in &records {
                     let rec = Rec(fields.clone(), names().schema);
                     assert_eq!(direct.eval(&Cx::new(&rec)), general.eval(&Cx::new(&rec)), "{src} on {fields:?}");

@@ -2,12 +2,12 @@
 //! [`EventRecord`] that hands a decoded event and its component scores to a compiled pack without
 //! copying anything.
 
-use crate::event::{host_of, port_of, Event};
+use crate::event::Event;
 use crate::score::Comp;
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::sync::OnceLock;
-use vigil_rules::{Dynamic, FieldId, FieldType, Pack, Record, Schema};
+use vigil_rules::{host_and_port_of, Dynamic, FieldId, FieldType, Pack, Record, Schema};
 
 /// What a schema field reads from an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,9 +158,8 @@ pub struct EventRecord<'e, 'a> {
     ev: &'e Event<'a>,
     fields: &'e [Field],
     args: Option<Cow<'a, str>>,
-    /// `dest.host` and `dest.port`, derived once on first use (many rules read them).
-    dest_host: OnceCell<Option<&'e str>>,
-    dest_port: OnceCell<Option<&'e str>>,
+    /// `dest.host` and `dest.port`, derived together once on first use (many rules read them).
+    dest_host_port: OnceCell<Option<(&'e str, Option<&'e str>)>>,
     scores: [f64; Comp::COUNT],
     fused: f64,
     first_seen_tool: f64,
@@ -182,12 +181,17 @@ impl<'e, 'a> EventRecord<'e, 'a> {
             ev,
             fields: &RuleSchema::get().fields,
             args,
-            dest_host: OnceCell::new(),
-            dest_port: OnceCell::new(),
+            dest_host_port: OnceCell::new(),
             scores,
             fused,
             first_seen_tool: 0.0,
         }
+    }
+
+    /// `dest.host` and `dest.port`, or `None` without a `dest`.
+    #[inline]
+    fn dest_host_port(&self) -> Option<(&'e str, Option<&'e str>)> {
+        *self.dest_host_port.get_or_init(|| self.ev.dest.as_deref().map(host_and_port_of))
     }
 
     /// Sets `score.first_seen_tool`: how new the event's tool (a tool call) or program (a process) is
@@ -213,8 +217,8 @@ impl Record for EventRecord<'_, '_> {
             Field::Args => self.args.as_deref(),
             Field::Payload => ev.payload.as_deref(),
             Field::Dest => ev.dest.as_deref(),
-            Field::DestHost => *self.dest_host.get_or_init(|| ev.dest.as_deref().map(host_of)),
-            Field::DestPort => *self.dest_port.get_or_init(|| ev.dest.as_deref().and_then(port_of)),
+            Field::DestHost => self.dest_host_port().map(|(h, _)| h),
+            Field::DestPort => self.dest_host_port().and_then(|(_, p)| p),
             Field::Method => ev.method.as_deref(),
             Field::Path => ev.path.as_deref(),
             Field::Op => ev.op.as_deref(),

@@ -237,6 +237,15 @@ pub(crate) enum Cond {
     Method(Operand, Box<Method>),
     /// A macro's body, memoised per record in slot `.0` (unless it is [`NO_MEMO`]).
     Macro(u8, Box<Cond>),
+    /// `Cmp(op, Field(id, Str), Str(lit))`, the commonest leaf, read without the operand dispatch
+    /// (see [`Cond::direct_leaves`]).
+    StrField(CmpOp, FieldId, Box<str>),
+    /// `Cmp(op, Field(id, Num), Num(lit))`, likewise.
+    NumField(CmpOp, FieldId, f64),
+    /// `In(Field(id, Str), set)`, likewise.
+    InField(FieldId, Arc<ListSet>),
+    /// `Method(Field(id, Str), m)`, likewise.
+    MethodField(FieldId, Box<Method>),
 }
 
 impl Operand {
@@ -440,6 +449,16 @@ impl Cond {
                     _ => false,
                 }),
             },
+            Cond::StrField(op, id, lit) => rec.str(*id).is_some_and(|x| match op {
+                CmpOp::Eq => x == &**lit,
+                CmpOp::Ne => x != &**lit,
+                _ => ordered(*op, x.cmp(lit)),
+            }),
+            Cond::NumField(op, id, lit) => {
+                rec.num(*id).is_some_and(|x| x.partial_cmp(lit).is_some_and(|o| ordered(*op, o)))
+            }
+            Cond::InField(id, set) => rec.str(*id).is_some_and(|s| set.contains_str(s)),
+            Cond::MethodField(id, m) => rec.str(*id).is_some_and(|s| m.test(s)),
             Cond::Macro(slot, c) => {
                 if (*slot as usize) < MEMO_SLOTS {
                     let bit = 1u64 << slot;
@@ -490,6 +509,31 @@ impl Cond {
             }
             Cond::Or(cs) => cs.iter_mut().for_each(Cond::field_tests_first),
             Cond::Not(c) | Cond::Macro(_, c) => c.field_tests_first(),
+            _ => {}
+        }
+    }
+
+    /// Rewrites every comparison of a schema field with a literal of its type, list lookup and string
+    /// method of a string field into the direct leaf ([`Cond::StrField`], [`Cond::NumField`],
+    /// [`Cond::InField`], [`Cond::MethodField`]) that evaluates it the same way ([`compare`],
+    /// [`in_set`]: a missing field is false) with one field read and no operand dispatch. Run last, on conditions ready for
+    /// evaluation: the index and specialisation look for the general form.
+    pub(crate) fn direct_leaves(&mut self) {
+        match self {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter_mut().for_each(Cond::direct_leaves),
+            Cond::Not(c) | Cond::Macro(_, c) => c.direct_leaves(),
+            Cond::Cmp(op, Operand::Field(id, FieldType::Str), Operand::Str(lit)) => {
+                *self = Cond::StrField(*op, *id, std::mem::take(lit));
+            }
+            Cond::Cmp(op, Operand::Field(id, FieldType::Num), Operand::Num(lit)) => {
+                *self = Cond::NumField(*op, *id, *lit);
+            }
+            Cond::In(Operand::Field(id, FieldType::Str), set) => *self = Cond::InField(*id, set.clone()),
+            Cond::Method(Operand::Field(_, FieldType::Str), _) => {
+                if let Cond::Method(Operand::Field(id, _), m) = std::mem::replace(self, Cond::Const(false)) {
+                    *self = Cond::MethodField(id, m);
+                }
+            }
             _ => {}
         }
     }
@@ -1185,6 +1229,32 @@ pub(crate) mod tests {
         // Both sides of `&&` are checked: two errors.
         let errs = compile("nosuch == 'a' && kind == 5").unwrap_err();
         assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn direct_leaves_evaluate_like_comparisons() {
+        let ops = ["==", "!=", "<", "<=", ">", ">="];
+        let records = [
+            vec![("kind", S("net")), ("bytes_out", N(5.0))],
+            vec![("kind", S("file")), ("bytes_out", N(f64::NAN))],
+            vec![("kind", S("")), ("bytes_out", N(-1.0))],
+            vec![("tool", S("x")), ("dest.host", S("db.internal"))],
+            vec![("tool", S("443")), ("dest.host", S("api.github.com")), ("kind", S("ne"))],
+        ];
+        for op in ops {
+            let more = ["dest.host in egress_allow", "kind.startsWith('ne')", "kind.matches('^f')", "tool in ports"];
+            let srcs = [format!("kind {op} 'net'"), format!("bytes_out {op} 5"), format!("'net' {op} kind")];
+            for src in srcs.into_iter().chain(more.map(String::from)) {
+                let general = compile(&src).unwrap();
+                let mut direct = general.clone();
+                direct.direct_leaves();
+                assert!(!matches!(direct, Cond::Cmp(..) | Cond::In(..) | Cond::Method(..)), "{src}: {direct:?}");
+                for fields in &records {
+                    let rec = Rec(fields.clone(), names().schema);
+                    assert_eq!(direct.eval(&Cx::new(&rec)), general.eval(&Cx::new(&rec)), "{src} on {fields:?}");
+                }
+            }
+        }
     }
 
     #[test]

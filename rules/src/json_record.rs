@@ -88,6 +88,15 @@ fn find_scheme_end(dest: &str) -> Option<usize> {
     memchr::memchr_iter(b':', b).find(|&i| b[i + 1..].starts_with(b"//"))
 }
 
+/// [`host_of`] and [`port_of`] of a `dest` together: a plain `host[:port]` destination is split once
+/// for both (rules read `dest.host` and `dest.port` of the same network events).
+pub fn host_and_port_of(dest: &str) -> (&str, Option<&str>) {
+    match plain_dest(dest) {
+        Some((host, port)) => (host, port.filter(|p| is_port(p))),
+        None => (host_of_general(dest), port_of_general(dest)),
+    }
+}
+
 /// The port of a `dest`: explicit (`host:port`, `[v6]:port`, URL authority), else implied by an
 /// `http`/`https` URL scheme. The detector uses this same function.
 pub fn port_of(dest: &str) -> Option<&str> {
@@ -279,6 +288,7 @@ mod tests {
         fn plain_dest_shortcut_matches_the_general_parse(dest in "[a-z0-9.:/?#@\\[\\]-]{0,24}") {
             proptest::prop_assert_eq!(host_of(&dest), host_of_general(&dest));
             proptest::prop_assert_eq!(port_of(&dest), port_of_general(&dest));
+            proptest::prop_assert_eq!(host_and_port_of(&dest), (host_of(&dest), port_of(&dest)));
         }
     }
 

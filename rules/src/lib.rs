@@ -86,7 +86,7 @@ pub use cases::{load_cases, parse_cases, run_cases, CaseReport, CaseResult, Expe
 pub use default_pack::{default_case_sources, default_pack, default_sources};
 pub use error::{Diagnostic, Diagnostics, RuleError};
 pub use handle::PackHandle;
-pub use json_record::{host_of, port_of, JsonRecord, FIRST_SEEN_TOOL, SCORE_COMPONENTS};
+pub use json_record::{host_and_port_of, host_of, port_of, JsonRecord, FIRST_SEEN_TOOL, SCORE_COMPONENTS};
 pub use pack::{read_yaml_files, Action, Pack, RuleInfo, RuleKind, Severity};
 pub use schema::{Dynamic, FieldId, FieldType, Record, Schema};
 pub use state::{RuleMatch, RuleState, MAX_DISTINCT, MAX_ENTRIES, MAX_EVIDENCE, MAX_KEYS, MAX_STEPS};

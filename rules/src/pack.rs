@@ -155,6 +155,14 @@ struct Conds {
 }
 
 impl Conds {
+    /// Every condition with its direct leaves (see [`Cond::direct_leaves`]).
+    fn direct_leaves(&mut self) {
+        self.when.direct_leaves();
+        self.exceptions.iter_mut().for_each(Cond::direct_leaves);
+        self.steps.iter_mut().for_each(Cond::direct_leaves);
+        self.until.iter_mut().for_each(Cond::direct_leaves);
+    }
+
     /// Every condition with plain field tests first in its `&&`s (see [`Cond::field_tests_first`]).
     fn field_tests_first(&mut self) {
         self.when.field_tests_first();
@@ -186,6 +194,9 @@ struct Compiled {
     conds: Conds,
     logic: Logic,
     title: Vec<TitlePart>,
+    /// The detail of a stateless match (``matched `<when>` ``), formatted once at load: a match then
+    /// costs one copy instead of a `format!` over the whole condition text.
+    matched: Box<str>,
     /// Index among stateful rules (state slot); unused for stateless rules.
     slot: usize,
 }
@@ -328,9 +339,16 @@ impl Pack {
         }
         // The index is built from the conditions as written (its keys come from their first
         // conjuncts); then field tests go first, here and in the index.
-        let index = Index::build(&triggers, &rules, kind_field);
+        let mut index = Index::build(&triggers, &rules, kind_field);
         for r in &mut rules {
             r.conds.field_tests_first();
+        }
+        // Last: the rewritten leaves are for evaluation only.
+        for r in &mut rules {
+            r.conds.direct_leaves();
+        }
+        for e in index.by_kind.values_mut() {
+            e.conds.iter_mut().for_each(Conds::direct_leaves);
         }
         Ok(Pack { index, infos, rules, kind_field, tool_field, slot_fps, fingerprint })
     }
@@ -426,7 +444,7 @@ impl Pack {
             Logic::Stateless => out.push(RuleMatch {
                 rule: r,
                 group_key: String::new(),
-                detail: format!("matched `{}`", self.infos[r].when),
+                detail: rule.matched.to_string(),
                 step_ts: vec![cx.rec.ts_ms()],
             }),
             Logic::Threshold(t) => {
@@ -1312,6 +1330,7 @@ impl<'s> Loader<'s> {
             conds: Conds { when, exceptions, steps, until },
             logic,
             title: title.unwrap_or_default(),
+            matched: format!("matched `{}`", info.when).into(),
             slot: 0,
         };
         Some((info, compiled, fp))

@@ -162,7 +162,8 @@ pub struct EventRecord<'e, 'a> {
     dest_host_port: OnceCell<Option<(&'e str, Option<&'e str>)>>,
     scores: [f64; Comp::COUNT],
     fused: f64,
-    first_seen_tool: f64,
+    /// The p-value behind `score.first_seen_tool`, turned into a score only when a rule reads it.
+    first_seen_tool_p: f64,
 }
 
 impl<'e, 'a> EventRecord<'e, 'a> {
@@ -184,7 +185,7 @@ impl<'e, 'a> EventRecord<'e, 'a> {
             dest_host_port: OnceCell::new(),
             scores,
             fused,
-            first_seen_tool: 0.0,
+            first_seen_tool_p: 1.0,
         }
     }
 
@@ -194,10 +195,10 @@ impl<'e, 'a> EventRecord<'e, 'a> {
         *self.dest_host_port.get_or_init(|| self.ev.dest.as_deref().map(host_and_port_of))
     }
 
-    /// Sets `score.first_seen_tool`: how new the event's tool (a tool call) or program (a process) is
-    /// to its class, as a score in `[0, 1]` (0 when the class knows it or the event has neither).
-    pub fn with_first_seen_tool(mut self, score: f64) -> Self {
-        self.first_seen_tool = score;
+    /// Sets the p-value behind `score.first_seen_tool`: how new the event's tool (a tool call) or
+    /// program (a process) is to its class (1 when the class knows it or the event has neither).
+    pub fn with_first_seen_tool_p(mut self, p: f64) -> Self {
+        self.first_seen_tool_p = p;
         self
     }
 }
@@ -248,7 +249,7 @@ impl Record for EventRecord<'_, '_> {
             Field::MetricValue => ev.metric_value,
             Field::Score(c) => Some(self.scores[*c as usize]),
             Field::ScoreFused => Some(self.fused),
-            Field::ScoreFirstSeenTool => Some(self.first_seen_tool),
+            Field::ScoreFirstSeenTool => Some(vigil_models::score_from_p(self.first_seen_tool_p)),
             _ => None,
         }
     }

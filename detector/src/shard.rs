@@ -444,8 +444,7 @@ impl Shard {
         let matches = &mut self.matches;
         matches.clear();
         let pack = &*self.pack;
-        let first_seen_tool = score_from_p(score::novelty::tool_p(card));
-        let record = EventRecord::new(ev, comp_scores, stat_score).with_first_seen_tool(first_seen_tool);
+        let record = EventRecord::new(ev, comp_scores, stat_score).with_first_seen_tool_p(score::novelty::tool_p(card));
         pack.evaluate(&record, &mut agent.rules, matches);
         // The strongest match: highest severity, first in pack order on ties.
         let top_rule = matches.iter().max_by(|a, b| {

@@ -38,13 +38,6 @@ pub struct Accumulated {
 /// window of events; of the sequence component only the step surprise accumulates (session length
 /// and repetition are running counts).
 fn per_event_p(c: Comp, card: &Card) -> Option<f64> {
-    let (p, warm) = raw_event_p(c, card)?;
-    Some(if warm { p } else { 1.0 })
-}
-
-/// The per-event p-value of a component that accumulates, and whether it is a verdict of a warm
-/// baseline (a p-value from a baseline still warming up is masked to 1 by [`per_event_p`]).
-fn raw_event_p(c: Comp, card: &Card) -> Option<(f64, bool)> {
     let s = card.get(c);
     if !s.applicable {
         return None;
@@ -54,13 +47,13 @@ fn raw_event_p(c: Comp, card: &Card) -> Option<(f64, bool)> {
         Comp::Sequence => card.sequence.p_step,
         _ => s.p,
     };
-    Some((p, s.warm))
+    Some(if s.warm { p } else { 1.0 })
 }
 
 /// Whether the component's baseline could judge this event, so that the evidence law may learn its
 /// p-value: the component is warm, or (first-seen) a warm vocabulary found nothing new.
-fn verdict(c: Comp, card: &Card, warm: bool) -> bool {
-    warm || (c == Comp::FirstSeen && card.novelty.mature)
+fn verdict(c: Comp, card: &Card) -> bool {
+    card.get(c).warm || (c == Comp::FirstSeen && card.novelty.mature)
 }
 
 /// Adds accumulated evidence to every applicable component of `card`.
@@ -91,9 +84,9 @@ pub fn learn(ctx: &Ctx, ts: i64, agent: &mut AgentState, class: &mut ClassSink, 
     }
     agent.acc.advance(ts, ctx.evidence_half_life_ms);
     for (i, c) in Comp::ALL.into_iter().enumerate().take(ACCUMULATED) {
-        let Some((_, warm)) = raw_event_p(c, card) else {
+        if per_event_p(c, card).is_none() {
             continue;
-        };
+        }
         let p_event = card.acc[i].p_instant;
         if alerted && card.acc[i].p < 1.0 {
             agent.acc.reset(i);
@@ -103,7 +96,7 @@ pub fn learn(ctx: &Ctx, ts: i64, agent: &mut AgentState, class: &mut ClassSink, 
         // The law learns only verdicts of warm baselines: while a baseline warms up, its p-values
         // read 1, and learning those as "no jump" would teach the law that this class never jumps —
         // so the first warm, mildly unusual stretch would look extraordinary.
-        if !verdict(c, card, warm) {
+        if !verdict(c, card) {
             continue;
         }
         let jump = EvidenceAccumulator::excess(p_event);

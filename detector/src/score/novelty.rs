@@ -345,9 +345,10 @@ pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card
         let class_new = class.vocab[field as usize].count(key) < KNOWN_VALUE;
         let agent_new = !agent.has_seen(fingerprint);
         let f = field as usize;
-        mature |= class.vocab[f].observations() >= CLASS_WARM;
+        let vocab_warm = class.vocab[f].observations() >= CLASS_WARM;
+        mature |= vocab_warm;
         let p = if class_new {
-            warm |= class.vocab[f].observations() >= CLASS_WARM;
+            warm |= vocab_warm;
             class.vocab[f].p_new()
         } else if agent_new {
             warm |= agent.novelty[f].count() >= AGENT_WARM;

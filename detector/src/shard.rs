@@ -73,11 +73,11 @@ pub struct Verdict {
     /// Rules that matched the event (`rule:<id>`) and their scores, in pack order.
     pub rules: Vec<(String, f32)>,
     /// The alert this event opened, if any.
-    pub alert: Option<Alert>,
+    pub alert: Option<Box<Alert>>,
     /// Tracked agents of the event's class (as of the last class barrier), for the blast-radius cap.
     pub class_agents: u32,
     /// An operator alert (`detector: "vigil"`) to emit after `alert`, set by the blast-radius cap.
-    pub notice: Option<Alert>,
+    pub notice: Option<Box<Alert>>,
 }
 
 impl Verdict {
@@ -432,9 +432,10 @@ impl Shard {
             }
         }
         let fused_all = fuse(&all[..n_all]);
-        let fused_warm = fuse(&warm[..n_warm]);
+        // Usually every component is warm: the same p-values, the same result.
+        let fused_warm = if n_warm == n_all { fused_all } else { fuse(&warm[..n_warm]) };
         let stat_score = score_from_p(fused_all.p);
-        let stat_alert_score = score_from_p(fused_warm.p);
+        let stat_alert_score = if n_warm == n_all { stat_score } else { score_from_p(fused_warm.p) };
 
         // Rules see the event with every component's score.
         let mut comp_scores = [0.0f64; Comp::COUNT];
@@ -549,7 +550,7 @@ impl Shard {
                     .filter_map(|c| components[*c as usize].map(|s| (c.name().to_string(), s as f64)))
                     .collect();
                 comps.extend(rules_hit.iter().map(|(n, s)| (n.clone(), *s as f64)));
-                alert = Some(Alert {
+                alert = Some(Box::new(Alert {
                     id: alert_id(&ev.agent_id, ev.session_id.as_deref(), &detector, group_key, ts, ordinal),
                     ts_ms: ts,
                     agent_id: ev.agent_id.to_string(),
@@ -566,7 +567,7 @@ impl Shard {
                     action,
                     suppressed_action: suppressed,
                     emitted_at_ms: None,
-                });
+                }));
                 self.stats.alerts += 1;
             }
         }

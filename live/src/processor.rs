@@ -103,7 +103,7 @@ impl Processor {
         }
         let mut verdict = self.engine.process(&ev, pos);
         if let Some(alert) = verdict.alert.as_mut().filter(|a| a.action == Action::Kill) {
-            verdict.notice = self.blast.govern(alert, verdict.class_agents);
+            verdict.notice = self.blast.govern(alert, verdict.class_agents).map(Box::new);
         }
         Outcome::Scored { verdict: Box::new(verdict) }
     }
@@ -133,7 +133,7 @@ impl BatchCounts {
                     self.accepted += 1;
                 }
                 self.alerts += verdict.alert.is_some() as u64 + verdict.notice.is_some() as u64;
-                verdict.alert.as_ref()
+                verdict.alert.as_deref()
             }
         }
     }

@@ -115,7 +115,13 @@ impl<const N: usize> EvidenceSet<N> {
 
     /// Moves the clock to `ts_ms` (never backwards), decaying every accumulator.
     pub fn advance(&mut self, ts_ms: i64, half_life_ms: i64) {
-        let f = self.factor(ts_ms, half_life_ms) as f32;
+        self.advance_by(ts_ms, self.factor(ts_ms, half_life_ms));
+    }
+
+    /// [`EvidenceSet::advance`] with the decay factor already computed by [`EvidenceSet::factor`] for
+    /// the same `ts_ms` (the scorer computes it first; one exponential per event, not two).
+    pub fn advance_by(&mut self, ts_ms: i64, factor: f64) {
+        let f = factor as f32;
         if f < 1.0 {
             for (e, n) in self.evidence.iter_mut().zip(self.events.iter_mut()) {
                 *e *= f;

@@ -14,6 +14,10 @@
 /// Score of a p-value: `clamp(-log10(p) / 10, 0, 1)`.
 #[inline]
 pub fn score_from_p(p: f64) -> f64 {
+    // Most components find nothing unusual (p = 1, score 0): no logarithm for them.
+    if p >= 1.0 {
+        return 0.0;
+    }
     (-crate::clamp_p(p).log10() / 10.0).clamp(0.0, 1.0)
 }
 

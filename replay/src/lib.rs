@@ -377,7 +377,7 @@ fn detect_worker(w: usize, sh: &Shared, out: &mut WorkerOut) -> usize {
                     duplicate: v.duplicate,
                     late: v.late,
                     score: (start, out.scores.len() as u32),
-                    alert: v.alert.map(Box::new),
+                    alert: v.alert,
                     class_agents: v.class_agents,
                 });
             }
@@ -532,7 +532,7 @@ fn run_sequential(batch: &Batch, engine: &mut Engine, limits: &Limits, sink: &mu
                 let s = Scored {
                     duplicate: v.duplicate,
                     late: v.late,
-                    alert: v.alert.as_ref(),
+                    alert: v.alert.as_deref(),
                     class_agents: v.class_agents,
                 };
                 sink.scored(&ev.agent_id, ev.ts_ms, agent_hash, score_buf.as_bytes(), s)?;

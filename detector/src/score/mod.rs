@@ -165,6 +165,9 @@ pub struct Card {
     pub model: model::Detail,
     /// Accumulated evidence per component (the first [`crate::state::ACCUMULATED`] components).
     pub acc: [evidence::Accumulated; Comp::COUNT],
+    /// Decay factor of the agent's evidence from its clock to this event (set by the scorer, reused
+    /// when learning).
+    pub acc_factor: f64,
 }
 
 impl Card {

@@ -87,7 +87,13 @@ pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card
     let p_step = if surprise.symbol_count < 1.0 {
         1.0
     } else {
-        class.surprise.p_value(surprise.nats).max((-surprise.nats).exp())
+        // (`e^-nats <= 1`, so a calibrated p of 1 needs no exponential.)
+        let p = class.surprise.p_value(surprise.nats);
+        if p >= 1.0 {
+            p
+        } else {
+            p.max((-surprise.nats).exp())
+        }
     };
     let len = if new_session { 1 } else { s.len + 1 };
     let p_len = if real && len >= 3 { class.session_len.p_value((len as f64).ln()) } else { 1.0 };

@@ -46,4 +46,4 @@ if [ "${VIGIL_TEST_KAFKA:-on}" != "off" ]; then
     fi
 fi
 
-cargo test --workspace --release "$@"
+cargo test --workspace --profile test-release "$@"

@@ -327,7 +327,7 @@ impl Shard {
         }
 
         let ts = ev.ts_ms;
-        let cfg = Arc::clone(&self.cfg);
+        let cfg = &*self.cfg;
         let lateness_ms = cfg.engine.allowed_lateness_secs as i64 * 1000;
         let mut ctx = self.ctx;
         ctx.tick = self.tick;

@@ -177,7 +177,15 @@ fn scan_part(part: &[u8], stats: &mut BlobStats) {
         while start > i && in_token(start - 1) {
             start -= 1;
         }
-        let end = measure(part, start, stats);
+        // Most tokens that cover the probe are words: find the end with class lookups alone, and
+        // measure only a token long enough to count.
+        let mut end = probe + 1;
+        while end < n && in_token(end) {
+            end += 1;
+        }
+        if end - start >= MIN_TOKEN {
+            end = measure(part, start, stats);
+        }
         i = end + 1;
     }
 }

@@ -81,7 +81,8 @@ pub fn score(class: &ClassState, ev: &Event, card: &mut Card) {
     // Short texts are judged too: they are texts without random data, which is what the
     // calibrator must learn is normal.
     let random_bytes = if text.len() >= MIN_TEXT { blob_scan(text.as_bytes()).random_bytes } else { 0 };
-    let stat = (1.0 + random_bytes as f64).log2();
+    // (`log2(1) = 0`: most texts carry no random bytes and need no logarithm.)
+    let stat = if random_bytes == 0 { 0.0 } else { (1.0 + random_bytes as f64).log2() };
     // The finest calibration with enough history: per tool (arguments and results) or destination
     // host (network payloads) — a tool whose arguments never carry blobs tells more than a class
     // whose other tools send tokens all day — else the class's texts of this direction.

@@ -66,19 +66,10 @@ fn unslog(y: f64) -> f64 {
     y.signum() * y.abs().exp_m1()
 }
 
-fn tail(x: f64, m: &RobustMoments, warm_at: f32) -> Option<(f64, f64, f64)> {
-    (m.count() >= warm_at).then(|| (m.upper_p(x, MIN_SD), m.mean(), m.sd().max(MIN_SD)))
-}
-
-/// The class's verdict: the empirical tail of its own distribution (with an exponential extension).
-fn class_tail(x: f64, c: &TailCalibrator) -> Option<(f64, f64, f64)> {
-    (c.total() >= CLASS_WARM).then(|| {
-        let (q25, q50, q75) = (c.quantile(0.25), c.quantile(0.5), c.quantile(0.75));
-        (c.p_value(x), q50, ((q75 - q25) / 1.349).max(MIN_SD))
-    })
-}
-
-/// Judges log-scale value `x` against agent and class moments.
+/// Judges log-scale value `x` against agent and class baselines.
+///
+/// The p-values decide; the typical value and spread (for explanations) are computed only for the
+/// baseline that decided — the class's takes three quantile scans of its histogram.
 fn judge(
     signal: Signal,
     value: f64,
@@ -86,12 +77,22 @@ fn judge(
     agent: Option<&RobustMoments>,
     class: Option<&TailCalibrator>,
 ) -> (Detail, bool) {
-    let a = agent.and_then(|m| tail(x, m, AGENT_WARM));
-    let c = class.and_then(|m| class_tail(x, m));
-    let (res, basis, warm) = match (a, c) {
-        (Some(a), Some(c)) => (if a.0 >= c.0 { a } else { c }, Basis::Both, true),
-        (Some(a), None) => (a, Basis::Agent, true),
-        (None, Some(c)) => (c, Basis::Class, true),
+    let agent = agent.filter(|m| m.count() >= AGENT_WARM);
+    // The agent's verdict: robust moments with a Laplace tail.
+    let a = agent.map(|m| m.upper_p(x, MIN_SD));
+    // The class's verdict: the empirical tail of its own distribution (with an exponential extension).
+    let class = class.filter(|c| c.total() >= CLASS_WARM);
+    let c = class.map(|c| c.p_value(x));
+    let agent_says = |m: &RobustMoments, p: f64| (p, m.mean(), m.sd().max(MIN_SD));
+    let class_says = |c: &TailCalibrator, p: f64| {
+        let (q25, q50, q75) = (c.quantile(0.25), c.quantile(0.5), c.quantile(0.75));
+        (p, q50, ((q75 - q25) / 1.349).max(MIN_SD))
+    };
+    let (res, basis, warm) = match (agent.zip(a), class.zip(c)) {
+        (Some((m, a)), Some((_, c))) if a >= c => (agent_says(m, a), Basis::Both, true),
+        (Some(_), Some((cal, c))) => (class_says(cal, c), Basis::Both, true),
+        (Some((m, a)), None) => (agent_says(m, a), Basis::Agent, true),
+        (None, Some((cal, c))) => (class_says(cal, c), Basis::Class, true),
         (None, None) => ((1.0, x, MIN_SD), Basis::Prior, false),
     };
     (Detail { signal, value, typical: unslog(res.1), sd_log: res.2, basis, p: res.0 }, warm)

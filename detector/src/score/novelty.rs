@@ -166,49 +166,82 @@ pub fn identifiers(args: &str, out: &mut SpanBuf) {
     let b = args.as_bytes();
     let mut i = 0;
     while i < b.len() && out.len() < MAX_IDENTIFIERS {
-        // Skip separators, then take the token up to the next one.
-        let (start, _) = next_token_edge(args, i, true);
-        let (end, next) = next_token_edge(args, start, false);
-        i = next;
-        if end > start {
+        // Skip separators.
+        let (sep, len) = byte_at(args, i);
+        if sep {
+            i += len;
+            continue;
+        }
+        // Take the token up to the next separator, noting on the way what the cheap look needs.
+        let start = i;
+        let (mut marks, mut digits) = (false, 0usize);
+        let mut end = b.len();
+        while i < b.len() {
+            let c = b[i];
+            if c < 0x80 {
+                let f = ASCII_FACTS[c as usize];
+                if f & SEP != 0 {
+                    end = i;
+                    i += 1;
+                    break;
+                }
+                marks |= f & MARK != 0;
+                digits += (f & DIGIT != 0) as usize;
+                i += 1;
+            } else {
+                let (sep, len) = byte_at(args, i);
+                if sep {
+                    end = i;
+                    i += len;
+                    break;
+                }
+                i += len;
+            }
+        }
+        // Without `:`, `@`, `.` and 8 digits even the untrimmed token is a plain word.
+        if marks || digits >= 8 {
             identifier(args, start, end, out);
         }
     }
 }
 
-/// From `i`, the offset of the first byte that is (`want_token`) or is not (`!want_token`) part of a
-/// token, and the offset just after that character.
+/// Whether the character at byte `i` of `s` separates tokens, and its length in bytes.
 #[inline]
-fn next_token_edge(s: &str, mut i: usize, want_token: bool) -> (usize, usize) {
-    let b = s.as_bytes();
-    while i < b.len() {
-        let c = b[i];
-        let (sep, len) = if c < 0x80 {
-            (ASCII_SEP[c as usize], 1)
-        } else {
-            // Whitespace beyond ASCII (no-break space, line separator, ...) separates too.
-            let ch = s[i..].chars().next().expect("a char starts at a char boundary");
-            (ch.is_whitespace(), ch.len_utf8())
-        };
-        if sep != want_token {
-            return (i, i + len);
-        }
-        i += len;
+fn byte_at(s: &str, i: usize) -> (bool, usize) {
+    let c = s.as_bytes()[i];
+    if c < 0x80 {
+        (ASCII_FACTS[c as usize] & SEP != 0, 1)
+    } else {
+        // Whitespace beyond ASCII (no-break space, line separator, ...) separates too.
+        let ch = s[i..].chars().next().expect("a char starts at a char boundary");
+        (ch.is_whitespace(), ch.len_utf8())
     }
-    (b.len(), b.len())
 }
 
-/// ASCII bytes that separate tokens: whitespace and JSON/shell punctuation.
-const ASCII_SEP: [bool; 128] = {
-    let mut t = [false; 128];
+/// Facts of an ASCII byte for the identifier scan: a separator (whitespace or JSON/shell
+/// punctuation), one of the marks `:` `@` `.`, a digit.
+const SEP: u8 = 1;
+const MARK: u8 = 2;
+const DIGIT: u8 = 4;
+const ASCII_FACTS: [u8; 128] = {
+    let mut t = [0u8; 128];
     let mut c = 0;
     while c < 128 {
-        t[c] = (c as u8 as char).is_ascii_whitespace()
-            || c == 0x0b
+        let b = c as u8;
+        t[c] = if (b as char).is_ascii_whitespace()
+            || b == 0x0b
             || matches!(
-                c as u8,
+                b,
                 b'"' | b'\'' | b',' | b'{' | b'}' | b'[' | b']' | b'(' | b')' | b'<' | b'>' | b';' | b'|' | b'`'
-            );
+            ) {
+            SEP
+        } else if matches!(b, b':' | b'@' | b'.') {
+            MARK
+        } else if b.is_ascii_digit() {
+            DIGIT
+        } else {
+            0
+        };
         c += 1;
     }
     t

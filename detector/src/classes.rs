@@ -294,6 +294,12 @@ impl ClassTable {
     }
 
     /// Applies a shard's log and empties it. Call for shards in a fixed order.
+    /// Brings every class's cached sums up to date ([`ClassState::refresh`]): at the end of a
+    /// barrier, after the logs are applied.
+    pub fn refresh(&mut self) {
+        self.states.iter_mut().for_each(ClassState::refresh);
+    }
+
     pub fn apply(&mut self, log: &mut ClassLog) {
         let names = std::mem::take(&mut log.names);
         let name_of = |h: u64| names.iter().find(|(n, _)| *n == h).map(|(_, s)| &**s);
@@ -334,6 +340,7 @@ impl ClassTable {
         // Below a few thousand ops the thread is dearer than the work.
         if threads <= 1 || total_ops < 2048 {
             logs.iter_mut().for_each(|l| self.apply(l));
+            self.refresh();
             return;
         }
         // The runs, as `apply` would meet them (it looks a slot up whenever the class changes).
@@ -354,6 +361,7 @@ impl ClassTable {
         new.dedup();
         if self.states.len() + new.len() > self.max {
             logs.iter_mut().for_each(|l| self.apply(l));
+            self.refresh();
             return;
         }
         for (r, &h) in runs.iter_mut().zip(&hashes) {
@@ -392,6 +400,9 @@ impl ClassTable {
                 for &(_, op) in &logs_read[r.log].ops[r.start..r.end] {
                     apply_op(st, op);
                 }
+            }
+            for st in states.iter_mut() {
+                st.refresh();
             }
         };
         std::thread::scope(|s| {

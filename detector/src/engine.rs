@@ -144,6 +144,7 @@ impl Engine {
         for s in &mut self.shards {
             self.classes.apply(s.class_log());
         }
+        self.classes.refresh();
         self.since_sync = 0;
     }
 

@@ -395,6 +395,29 @@ impl ClassState {
     }
 }
 
+impl ClassState {
+    /// Brings the calibrators' cached sums up to date ([`TailCalibrator::refresh`]); only those that
+    /// learned since do any work.
+    pub fn refresh(&mut self) {
+        let single = [
+            &mut self.tokens,
+            &mut self.latency,
+            &mut self.bytes_out,
+            &mut self.surprise,
+            &mut self.session_len,
+            &mut self.repeats,
+        ];
+        for c in single
+            .into_iter()
+            .chain(self.entropy.iter_mut())
+            .chain(self.metrics.values_mut())
+            .chain(self.entropy_by.values_mut())
+        {
+            c.refresh();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

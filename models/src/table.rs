@@ -68,6 +68,11 @@ impl<V: Weighted> BoundedMap<V> {
         self.keys.iter().zip(&self.vals).filter(|(k, _)| **k != 0).map(|(_, v)| v)
     }
 
+    /// Every stored value, mutably.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.keys.iter().zip(&mut self.vals).filter(|(k, _)| **k != 0).map(|(_, v)| v)
+    }
+
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -10,7 +10,9 @@ use crate::error::RuleError;
 use crate::expr::{CmpOp, Expr, ExprKind, Span};
 use crate::prefilter::Prefilter;
 use crate::schema::{FieldId, FieldType, Record, Resolved, Schema};
-use crate::util::{closest, hint, needs_lowering, push_lower, with_scratch, Glob, ShortSearch, SHORT_HAYSTACK};
+use crate::util::{
+    closest, head8, hint, needs_lowering, push_lower, tail8, with_scratch, Glob, ShortSearch, SHORT_HAYSTACK,
+};
 use regex::Regex;
 #[cfg(test)]
 use rustc_hash::FxHashMap;
@@ -52,8 +54,8 @@ pub(crate) enum Value<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct ListSet {
     exact: FxHashSet<Box<str>>,
-    prefixes: Vec<Box<str>>,
-    suffixes: Vec<Box<str>>,
+    prefixes: Vec<Affix>,
+    suffixes: Vec<Affix>,
     /// First bytes of the prefixes and last bytes of the suffixes: most strings are rejected by a lookup.
     prefix_first: Box<[bool]>,
     suffix_last: Box<[bool]>,
@@ -64,6 +66,46 @@ pub(crate) struct ListSet {
     /// Every other glob, as one regex `^(?:g1|g2|...)$`.
     rest: Option<Regex>,
     nums: Option<Box<[f64]>>,
+}
+
+/// The fixed start of an `abc*` glob or the fixed end of an `*abc`, with the (up to) 8 bytes next to the
+/// string's edge packed into an integer ([`head8`], [`tail8`]): a string is told apart from most affixes
+/// by one masked compare, without a `memcmp` call per affix (host lists hold dozens of `*.domain`s).
+#[derive(Debug)]
+struct Affix {
+    /// The affix's first (prefix) or last (suffix) `min(8, len)` bytes, packed.
+    key: u64,
+    /// Which bits of a packed string `key` covers.
+    mask: u64,
+    text: Box<[u8]>,
+}
+
+impl Affix {
+    fn prefix(p: &str) -> Affix {
+        let k = p.len().min(8) as u32;
+        let mask = u64::MAX.checked_shr(64 - 8 * k).unwrap_or(0);
+        Affix { key: head8(p.as_bytes()), mask, text: p.as_bytes().into() }
+    }
+
+    fn suffix(p: &str) -> Affix {
+        let k = p.len().min(8) as u32;
+        let mask = u64::MAX.checked_shl(64 - 8 * k).unwrap_or(0);
+        Affix { key: tail8(p.as_bytes()), mask, text: p.as_bytes().into() }
+    }
+
+    /// Whether `s` starts with this prefix; `head` is `head8(s)`.
+    #[inline]
+    fn starts(&self, s: &[u8], head: u64) -> bool {
+        let n = self.text.len();
+        s.len() >= n && head & self.mask == self.key && (n <= 8 || s[8..n] == self.text[8..])
+    }
+
+    /// Whether `s` ends with this suffix; `tail` is `tail8(s)`.
+    #[inline]
+    fn ends(&self, s: &[u8], tail: u64) -> bool {
+        let n = self.text.len();
+        s.len() >= n && tail & self.mask == self.key && (n <= 8 || s[s.len() - n..s.len() - 8] == self.text[..n - 8])
+    }
 }
 
 /// A glob as regex source: `*` is `.*`, `?` is `.`, everything else literal.
@@ -93,8 +135,8 @@ impl ListSet {
         for it in items {
             if it.contains(['*', '?']) {
                 match Glob::new(it) {
-                    Glob::Prefix(p) => set.prefixes.push(p),
-                    Glob::Suffix(p) => set.suffixes.push(p),
+                    Glob::Prefix(p) => set.prefixes.push(Affix::prefix(&p)),
+                    Glob::Suffix(p) => set.suffixes.push(Affix::suffix(&p)),
                     Glob::Contains(f) => set.infixes.push(*f),
                     _ => rest.push(glob_regex(it)),
                 }
@@ -110,13 +152,13 @@ impl ListSet {
         let mut first = vec![false; 256];
         let mut last = vec![false; 256];
         for p in &set.prefixes {
-            match p.as_bytes().first() {
+            match p.text.first() {
                 Some(&b) => first[b as usize] = true,
                 None => first.iter_mut().for_each(|x| *x = true),
             }
         }
         for p in &set.suffixes {
-            match p.as_bytes().last() {
+            match p.text.last() {
                 Some(&b) => last[b as usize] = true,
                 None => last.iter_mut().for_each(|x| *x = true),
             }
@@ -145,13 +187,20 @@ impl ListSet {
 
     #[inline]
     pub(crate) fn contains_str(&self, s: &str) -> bool {
+        let b = s.as_bytes();
         self.exact.contains(s)
             || (!self.prefixes.is_empty()
-                && self.prefix_first.get(s.as_bytes().first().copied().unwrap_or(0) as usize) != Some(&false)
-                && self.prefixes.iter().any(|p| s.starts_with(&**p)))
+                && self.prefix_first.get(b.first().copied().unwrap_or(0) as usize) != Some(&false)
+                && {
+                    let head = head8(b);
+                    self.prefixes.iter().any(|p| p.starts(b, head))
+                })
             || (!self.suffixes.is_empty()
-                && self.suffix_last.get(s.as_bytes().last().copied().unwrap_or(0) as usize) != Some(&false)
-                && self.suffixes.iter().any(|p| s.ends_with(&**p)))
+                && self.suffix_last.get(b.last().copied().unwrap_or(0) as usize) != Some(&false)
+                && {
+                    let tail = tail8(b);
+                    self.suffixes.iter().any(|p| p.ends(b, tail))
+                })
             || (!self.infixes.is_empty()
                 && if s.len() < SHORT_HAYSTACK {
                     self.infixes_short.any_in(s.as_bytes())
@@ -1284,6 +1333,37 @@ pub(crate) mod tests {
         }
         assert!(set.exact_items().is_none());
         assert_eq!(ListSet::new(["b", "a"]).exact_items(), Some(vec!["a", "b"]));
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// A list lookup (exact items hashed, prefixes and suffixes compared as packed integers first)
+        /// agrees with matching each item as a glob on its own, on strings made of the items' pieces.
+        #[test]
+        fn list_sets_agree_with_item_by_item_globs(parts in proptest::collection::vec(proptest::prop_oneof![
+            proptest::string::string_regex("[a-z0-9.:/]{0,3}").unwrap(),
+            proptest::sample::select(vec![
+                "a.com", "api.", "example", ".internal", "172.16.", "1", "\u{e9}", "-very-long-suffix.example.org",
+                "prefix-longer-than-8/", "x", ".",
+            ]).prop_map(String::from),
+        ], 0..6)) {
+            let items = [
+                "a.com", "*.internal", "api.*", "172.16.*", "1*", "*.a.com", "*-very-long-suffix.example.org",
+                "prefix-longer-than-8/*", "*x", "*\u{e9}", "*", "exact",
+            ];
+            let s = parts.concat();
+            for n in 1..=items.len() {
+                // Every prefix of the item list, so each kind of item is also tested alone and in small sets.
+                let set = ListSet::new(items[..n].iter().copied());
+                let want = items[..n].iter().any(|g| Glob::new(g).is_match(&s));
+                proptest::prop_assert_eq!(set.contains_str(&s), want, "{:?} in {:?}", s, &items[..n]);
+            }
+            for g in items {
+                let set = ListSet::new([g]);
+                proptest::prop_assert_eq!(set.contains_str(&s), Glob::new(g).is_match(&s), "{:?} in [{:?}]", s, g);
+            }
+        }
     }
 
     #[test]

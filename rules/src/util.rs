@@ -138,6 +138,25 @@ impl ShortSearch {
     }
 }
 
+/// The first `min(8, len)` bytes of `b` as a little-endian integer (byte 0 in the low bits), zero-padded.
+#[inline]
+pub(crate) fn head8(b: &[u8]) -> u64 {
+    match b.first_chunk::<8>() {
+        Some(c) => u64::from_le_bytes(*c),
+        None => b.iter().enumerate().fold(0, |x, (i, &y)| x | (y as u64) << (8 * i)),
+    }
+}
+
+/// The last `min(8, len)` bytes of `b` as an integer with the last byte in the high bits, zero-padded
+/// below.
+#[inline]
+pub(crate) fn tail8(b: &[u8]) -> u64 {
+    match b.last_chunk::<8>() {
+        Some(c) => u64::from_le_bytes(*c),
+        None => b.iter().rev().enumerate().fold(0, |x, (i, &y)| x | (y as u64) << (56 - 8 * i)),
+    }
+}
+
 /// Haystacks shorter than this are searched with [`ShortSearch`].
 pub(crate) const SHORT_HAYSTACK: usize = 96;
 

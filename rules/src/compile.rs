@@ -474,9 +474,9 @@ impl Cond {
         let rec = cx.rec;
         match self {
             Cond::Const(b) => *b,
-            Cond::And(cs) => cs.iter().all(|c| c.eval(cx)),
-            Cond::Or(cs) => cs.iter().any(|c| c.eval(cx)),
-            Cond::Not(c) => !c.eval(cx),
+            Cond::And(cs) => cs.iter().all(|c| c.eval_child(cx)),
+            Cond::Or(cs) => cs.iter().any(|c| c.eval_child(cx)),
+            Cond::Not(c) => !c.eval_child(cx),
             Cond::Has(o) => o.is_present(rec),
             Cond::Truthy(o) => match o.simple(rec) {
                 Ok(v) => v == Some(Value::Bool(true)),
@@ -498,34 +498,74 @@ impl Cond {
                     _ => false,
                 }),
             },
-            Cond::StrField(op, id, lit) => rec.str(*id).is_some_and(|x| match op {
-                CmpOp::Eq => x == &**lit,
-                CmpOp::Ne => x != &**lit,
-                _ => ordered(*op, x.cmp(lit)),
-            }),
-            Cond::NumField(op, id, lit) => {
-                rec.num(*id).is_some_and(|x| x.partial_cmp(lit).is_some_and(|o| ordered(*op, o)))
-            }
+            Cond::StrField(op, id, lit) => str_field(rec, *op, *id, lit),
+            Cond::NumField(op, id, lit) => num_field(rec, *op, *id, *lit),
             Cond::InField(id, set) => rec.str(*id).is_some_and(|s| set.contains_str(s)),
             Cond::MethodField(id, m) => rec.str(*id).is_some_and(|s| m.test(s)),
-            Cond::Macro(slot, c) => {
-                if (*slot as usize) < MEMO_SLOTS {
-                    let bit = 1u64 << slot;
-                    if cx.known.get() & bit != 0 {
-                        return cx.value.get() & bit != 0;
-                    }
+            Cond::Macro(slot, c) => match cx.memo(*slot) {
+                Some(v) => v,
+                None => {
                     let v = c.eval(cx);
-                    cx.known.set(cx.known.get() | bit);
-                    if v {
-                        cx.value.set(cx.value.get() | bit);
-                    }
+                    cx.remember(*slot, v);
                     v
-                } else {
-                    c.eval(cx)
                 }
+            },
+        }
+    }
+
+    /// Evaluates an operand of `&&`, `||` or `!`: the direct leaves and a macro already evaluated on this
+    /// record right here, everything else through [`Cond::eval`]. The same evaluation as `eval` (the
+    /// leaves share their code), without a call per leaf: most nodes of a rule are leaves.
+    #[inline(always)]
+    fn eval_child(&self, cx: &Cx<'_>) -> bool {
+        match self {
+            Cond::Const(b) => *b,
+            Cond::StrField(op, id, lit) => str_field(cx.rec, *op, *id, lit),
+            Cond::NumField(op, id, lit) => num_field(cx.rec, *op, *id, *lit),
+            c @ Cond::Macro(slot, _) => cx.memo(*slot).unwrap_or_else(|| c.eval(cx)),
+            c => c.eval(cx),
+        }
+    }
+}
+
+impl Cx<'_> {
+    /// The value of the macro memoised in `slot` on this record, if it has been evaluated.
+    #[inline(always)]
+    fn memo(&self, slot: u8) -> Option<bool> {
+        if slot as usize >= MEMO_SLOTS {
+            return None;
+        }
+        let bit = 1u64 << slot;
+        (self.known.get() & bit != 0).then(|| self.value.get() & bit != 0)
+    }
+
+    /// Records the value of the macro memoised in `slot` (nothing for [`NO_MEMO`]).
+    #[inline]
+    fn remember(&self, slot: u8, v: bool) {
+        if (slot as usize) < MEMO_SLOTS {
+            let bit = 1u64 << slot;
+            self.known.set(self.known.get() | bit);
+            if v {
+                self.value.set(self.value.get() | bit);
             }
         }
     }
+}
+
+/// `field <op> literal` on a string field (false when the field is missing).
+#[inline(always)]
+fn str_field(rec: &dyn Record, op: CmpOp, id: FieldId, lit: &str) -> bool {
+    rec.str(id).is_some_and(|x| match op {
+        CmpOp::Eq => x == lit,
+        CmpOp::Ne => x != lit,
+        _ => ordered(op, x.cmp(lit)),
+    })
+}
+
+/// `field <op> literal` on a numeric field (false when the field is missing or NaN).
+#[inline(always)]
+fn num_field(rec: &dyn Record, op: CmpOp, id: FieldId, lit: f64) -> bool {
+    rec.num(id).is_some_and(|x| x.partial_cmp(&lit).is_some_and(|o| ordered(op, o)))
 }
 
 impl Cond {

@@ -11,7 +11,7 @@ use crate::error::{Diagnostic, Diagnostics, RuleError};
 use crate::expr;
 use crate::schema::{FieldId, FieldType, Record, Schema};
 use crate::state::{GroupBy, Measure, RuleMatch, RuleState, Sequence, SlotRef, Threshold, MAX_DISTINCT, MAX_STEPS};
-use crate::util::{closest, fnv, fnv_more, hint, parse_duration_ms};
+use crate::util::{closest, fnv, fnv_more, head8, hint, parse_duration_ms};
 use crate::yaml::{self, Node, NodeKind, Pos, Source, Style};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -208,10 +208,28 @@ struct KindEntry {
     conds: Box<[Conds]>,
 }
 
+/// The candidates of each indexed `kind` value. Kinds are a handful of short names: an event's kind is
+/// found by its length and first 8 bytes (one integer compare per entry) instead of by hashing it.
+#[derive(Clone, Debug, Default)]
+struct ByKind(Box<[(Box<str>, u64, KindEntry)]>);
+
+impl ByKind {
+    #[inline]
+    fn get(&self, kind: &str) -> Option<&KindEntry> {
+        let (k, head) = (kind.as_bytes(), head8(kind.as_bytes()));
+        let same = |name: &[u8]| name.len() == k.len() && (k.len() <= 8 || name[8..] == k[8..]);
+        self.0.iter().find(|(name, h, _)| *h == head && same(name.as_bytes())).map(|(_, _, e)| e)
+    }
+
+    fn entries_mut(&mut self) -> impl Iterator<Item = &mut KindEntry> {
+        self.0.iter_mut().map(|(_, _, e)| e)
+    }
+}
+
 /// Candidate rules per `kind` and per `tool` value, each list sorted by rule index.
 #[derive(Clone, Debug, Default)]
 struct Index {
-    by_kind: FxHashMap<Box<str>, KindEntry>,
+    by_kind: ByKind,
     /// Rules with no kind or tool constraint: the candidates of an event whose kind has no list.
     any: Box<[u32]>,
     by_tool: FxHashMap<Box<str>, Box<[u32]>>,
@@ -261,10 +279,15 @@ impl Index {
                 }
                 entry.rules = rs.into();
                 entry.conds = cs.into();
-                (k, entry)
+                let head = head8(k.as_bytes());
+                (k, head, entry)
             })
             .collect();
-        Index { by_kind, by_tool: tools.into_iter().map(|(k, v)| (k, finish(v))).collect(), any: finish(any) }
+        Index {
+            by_kind: ByKind(by_kind),
+            by_tool: tools.into_iter().map(|(k, v)| (k, finish(v))).collect(),
+            any: finish(any),
+        }
     }
 }
 
@@ -347,7 +370,7 @@ impl Pack {
         for r in &mut rules {
             r.conds.direct_leaves();
         }
-        for e in index.by_kind.values_mut() {
+        for e in index.by_kind.entries_mut() {
             e.conds.iter_mut().for_each(Conds::direct_leaves);
         }
         Ok(Pack { index, infos, rules, kind_field, tool_field, slot_fps, fingerprint })
@@ -379,9 +402,12 @@ impl Pack {
                 Some(e) => (&e.rules, Some(&e.conds)),
                 None => (&self.index.any, None),
             };
-        let tool_list: &[u32] = match self.tool_field.and_then(|f| rec.str(f)) {
-            Some(t) if !self.index.by_tool.is_empty() => self.index.by_tool.get(t).map_or(&[], |b| &**b),
-            _ => &[],
+        // (The default pack indexes no rule by tool: then the tool is not even read.)
+        let tool_list: &[u32] = match self.index.by_tool.is_empty() {
+            true => &[],
+            false => {
+                self.tool_field.and_then(|f| rec.str(f)).and_then(|t| self.index.by_tool.get(t)).map_or(&[], |b| b)
+            }
         };
         let (mut i, mut j) = (0, 0);
         loop {
@@ -1761,6 +1787,26 @@ mod tests {
         // net: egress rule + sequence (step 2); distinct-hosts is disabled.
         assert_eq!(p.candidate_count(&net), 2);
         assert_eq!(p.candidate_count(&other), 0);
+    }
+
+    #[test]
+    fn kind_table_finds_exactly_its_kinds() {
+        let names = ["net", "file", "tool_call", "tool_result", "llm_call", "tool_calls", "", "a_very_long_kind_name"];
+        let table = ByKind(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    ((*n).into(), head8(n.as_bytes()), KindEntry { rules: vec![i as u32].into(), conds: [].into() })
+                })
+                .collect(),
+        );
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(table.get(n).map(|e| &*e.rules), Some(&[i as u32][..]), "{n}");
+        }
+        for other in ["ne", "nett", "tool_cal", "tool_resulx", "a_very_long_kind_namf", "llm_call\0", "NET"] {
+            assert!(table.get(other).is_none(), "{other}");
+        }
     }
 
     #[test]

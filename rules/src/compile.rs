@@ -295,6 +295,10 @@ pub(crate) enum Cond {
     InField(FieldId, Arc<ListSet>),
     /// `Method(Field(id, Str), m)`, likewise.
     MethodField(FieldId, Box<Method>),
+    /// An [`Cond::InField`] lookup that several conditions of the pack make (`dest.host in egress_allow`
+    /// in a macro and in three rules), memoised per record in slot `.0` like a macro (see
+    /// [`Cond::memo_list_lookups`]).
+    InFieldMemo(u8, FieldId, Arc<ListSet>),
 }
 
 impl Operand {
@@ -501,6 +505,14 @@ impl Cond {
             Cond::StrField(op, id, lit) => str_field(rec, *op, *id, lit),
             Cond::NumField(op, id, lit) => num_field(rec, *op, *id, *lit),
             Cond::InField(id, set) => rec.str(*id).is_some_and(|s| set.contains_str(s)),
+            Cond::InFieldMemo(slot, id, set) => match cx.memo(*slot) {
+                Some(v) => v,
+                None => {
+                    let v = rec.str(*id).is_some_and(|s| set.contains_str(s));
+                    cx.remember(*slot, v);
+                    v
+                }
+            },
             Cond::MethodField(id, m) => rec.str(*id).is_some_and(|s| m.test(s)),
             Cond::Macro(slot, c) => match cx.memo(*slot) {
                 Some(v) => v,
@@ -522,7 +534,7 @@ impl Cond {
             Cond::Const(b) => *b,
             Cond::StrField(op, id, lit) => str_field(cx.rec, *op, *id, lit),
             Cond::NumField(op, id, lit) => num_field(cx.rec, *op, *id, *lit),
-            c @ Cond::Macro(slot, _) => cx.memo(*slot).unwrap_or_else(|| c.eval(cx)),
+            c @ (Cond::Macro(slot, _) | Cond::InFieldMemo(slot, ..)) => cx.memo(*slot).unwrap_or_else(|| c.eval(cx)),
             c => c.eval(cx),
         }
     }
@@ -621,6 +633,32 @@ impl Cond {
             Cond::Method(Operand::Field(_, FieldType::Str), _) => {
                 if let Cond::Method(Operand::Field(id, _), m) = std::mem::replace(self, Cond::Const(false)) {
                     *self = Cond::MethodField(id, m);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Calls `f` with every [`Cond::InField`] lookup of the condition (macro bodies included).
+    pub(crate) fn each_list_lookup(&self, f: &mut impl FnMut(FieldId, &Arc<ListSet>)) {
+        match self {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter().for_each(|c| c.each_list_lookup(f)),
+            Cond::Not(c) | Cond::Macro(_, c) => c.each_list_lookup(f),
+            Cond::InField(id, set) => f(*id, set),
+            _ => {}
+        }
+    }
+
+    /// Turns the [`Cond::InField`] lookups that `slot_of` gives a memo slot into [`Cond::InFieldMemo`]:
+    /// a record then searches a list for a field's value once however many conditions ask. Lookups are
+    /// pure functions of the record, so only the work changes. Run after [`Cond::direct_leaves`].
+    pub(crate) fn memo_list_lookups(&mut self, slot_of: &impl Fn(FieldId, &Arc<ListSet>) -> Option<u8>) {
+        match self {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter_mut().for_each(|c| c.memo_list_lookups(slot_of)),
+            Cond::Not(c) | Cond::Macro(_, c) => c.memo_list_lookups(slot_of),
+            Cond::InField(id, set) => {
+                if let Some(slot) = slot_of(*id, set) {
+                    *self = Cond::InFieldMemo(slot, *id, set.clone());
                 }
             }
             _ => {}

@@ -163,6 +163,14 @@ impl Conds {
         self.until.iter_mut().for_each(Cond::direct_leaves);
     }
 
+    fn each(&self) -> impl Iterator<Item = &Cond> {
+        std::iter::once(&self.when).chain(&self.exceptions).chain(self.steps.iter()).chain(&self.until)
+    }
+
+    fn each_mut(&mut self) -> impl Iterator<Item = &mut Cond> {
+        std::iter::once(&mut self.when).chain(&mut self.exceptions).chain(self.steps.iter_mut()).chain(&mut self.until)
+    }
+
     /// Every condition with plain field tests first in its `&&`s (see [`Cond::field_tests_first`]).
     fn field_tests_first(&mut self) {
         self.when.field_tests_first();
@@ -373,6 +381,7 @@ impl Pack {
         for e in index.by_kind.entries_mut() {
             e.conds.iter_mut().for_each(Conds::direct_leaves);
         }
+        memo_list_lookups(&mut rules, &mut index, l.macros.len());
         Ok(Pack { index, infos, rules, kind_field, tool_field, slot_fps, fingerprint })
     }
 
@@ -516,6 +525,36 @@ impl Pack {
             }
         }
         s
+    }
+}
+
+/// Gives every list lookup (`field in list`) that appears more than once in the pack a memo slot of its
+/// own, after the macros' slots, so that a record searches the list for that field once (see
+/// [`Cond::memo_list_lookups`]). Lookups beyond the free slots stay as they are.
+fn memo_list_lookups(rules: &mut [Compiled], index: &mut Index, macros: usize) {
+    type Key = (FieldId, *const ListSet);
+    let mut seen: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut count = |id: FieldId, set: &Arc<ListSet>| *seen.entry((id, Arc::as_ptr(set))).or_default() += 1;
+    for c in rules.iter().flat_map(|r| r.conds.each()) {
+        c.each_list_lookup(&mut count);
+    }
+    let mut slots: BTreeMap<Key, u8> = BTreeMap::new();
+    // `seen` is ordered by field and address: which lookup gets which slot does not matter, as each
+    // slot only ever holds its own lookup's result.
+    for (key, n) in seen {
+        let next = macros + slots.len();
+        if n > 1 && next < MEMO_SLOTS {
+            slots.insert(key, next as u8);
+        }
+    }
+    let slot_of = |id: FieldId, set: &Arc<ListSet>| slots.get(&(id, Arc::as_ptr(set))).copied();
+    for c in rules.iter_mut().flat_map(|r| r.conds.each_mut()) {
+        c.memo_list_lookups(&slot_of);
+    }
+    for e in index.by_kind.entries_mut() {
+        for c in e.conds.iter_mut().flat_map(Conds::each_mut) {
+            c.memo_list_lookups(&slot_of);
+        }
     }
 }
 
@@ -1787,6 +1826,40 @@ mod tests {
         // net: egress rule + sequence (step 2); distinct-hosts is disabled.
         assert_eq!(p.candidate_count(&net), 2);
         assert_eq!(p.candidate_count(&other), 0);
+    }
+
+    #[test]
+    fn repeated_list_lookups_are_memoised_and_agree() {
+        let src =
+            "- list: l\n  items: [a.com, '*.internal']\n- macro: m\n  condition: kind == 'net' && dest.host in l\n\
+- rule: in-macro\n  description: d\n  severity: low\n  when: m && bytes_out > 1\n\
+- rule: negated\n  description: d\n  severity: low\n  when: kind == 'net' && !(dest.host in l)\n\
+- rule: again\n  description: d\n  severity: low\n  when: kind == 'net' && (dest.host in l || has(agent))\n\
+- rule: once\n  description: d\n  severity: low\n  when: kind == 'net' && agent in l\n";
+        let p = load(&[("m.yaml", src)]).unwrap();
+        fn count(c: &Cond, memoised: &mut usize, plain: &mut usize) {
+            match c {
+                Cond::And(cs) | Cond::Or(cs) => cs.iter().for_each(|c| count(c, memoised, plain)),
+                Cond::Not(c) | Cond::Macro(_, c) => count(c, memoised, plain),
+                Cond::InFieldMemo(..) => *memoised += 1,
+                Cond::InField(..) => *plain += 1,
+                _ => {}
+            }
+        }
+        let (mut memoised, mut plain) = (0, 0);
+        p.rules.iter().for_each(|r| count(&r.conds.when, &mut memoised, &mut plain));
+        // `dest.host in l` (three times) is memoised; `agent in l` (once) is not.
+        assert_eq!((memoised, plain), (3, 1));
+        for (host, agent, want) in [
+            ("a.com", "x", vec!["in-macro", "again"]),
+            ("db.internal", "a.com", vec!["in-macro", "again", "once"]),
+            ("b.com", "", vec!["negated", "again"]),
+        ] {
+            let e =
+                rec(0, vec![("kind", S("net")), ("dest.host", S(host)), ("agent", S(agent)), ("bytes_out", N(5.0))]);
+            let fired: Vec<String> = run(&p, &[e]).into_iter().map(|(id, _)| id).collect();
+            assert_eq!(fired, want, "{host} {agent}");
+        }
     }
 
     #[test]

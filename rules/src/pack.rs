@@ -418,6 +418,24 @@ impl Pack {
                 self.tool_field.and_then(|f| rec.str(f)).and_then(|t| self.index.by_tool.get(t)).map_or(&[], |b| b)
             }
         };
+        if tool_list.is_empty() {
+            // The usual case (always, with the default pack): the kind's candidates alone, in rule order.
+            match spec {
+                Some(spec) => {
+                    for (&r, conds) in kind_list.iter().zip(spec) {
+                        self.eval_rule(r as usize, conds, &cx, state, out);
+                    }
+                }
+                None => {
+                    for &r in kind_list {
+                        if let Some(rule) = self.rules.get(r as usize) {
+                            self.eval_rule(r as usize, &rule.conds, &cx, state, out);
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let (mut i, mut j) = (0, 0);
         loop {
             let (r, conds) = match (kind_list.get(i), tool_list.get(j)) {
@@ -466,11 +484,19 @@ impl Pack {
         all.len()
     }
 
+    /// Evaluates rule `r` with conditions `conds` on the record: its `when` here, in the candidate
+    /// loop (most candidates stop at it), and the rest out of line in [`Pack::when_holds`].
+    #[inline(always)]
     fn eval_rule(&self, r: usize, conds: &Conds, cx: &Cx<'_>, state: &mut RuleState, out: &mut Vec<RuleMatch>) {
-        let rule = &self.rules[r];
-        if !conds.when.eval(cx) {
-            return;
+        if conds.when.eval(cx) {
+            self.when_holds(r, conds, cx, state, out);
         }
+    }
+
+    /// The rest of [`Pack::eval_rule`] once `when` holds: exceptions, then the rule's logic.
+    #[inline(never)]
+    fn when_holds(&self, r: usize, conds: &Conds, cx: &Cx<'_>, state: &mut RuleState, out: &mut Vec<RuleMatch>) {
+        let rule = &self.rules[r];
         if conds.exceptions.as_ref().is_some_and(|e| e.eval(cx)) {
             return;
         }

@@ -474,13 +474,33 @@ fn in_set(v: Option<Value<'_>>, set: &ListSet) -> bool {
 
 impl Cond {
     /// Evaluates the condition on the context's record.
+    ///
+    /// This is a dispatcher only: every arm is a call in tail position (or a constant), so the function
+    /// needs no stack frame of its own. It runs once or more per candidate rule and per composite node,
+    /// and the registers a frame with all the node kinds inlined saved and restored on each call were a
+    /// tenth of the pack's instructions.
     pub(crate) fn eval(&self, cx: &Cx<'_>) -> bool {
-        let rec = cx.rec;
         match self {
             Cond::Const(b) => *b,
-            Cond::And(cs) => cs.iter().all(|c| c.eval_child(cx)),
-            Cond::Or(cs) => cs.iter().any(|c| c.eval_child(cx)),
-            Cond::Not(c) => !c.eval_child(cx),
+            Cond::And(cs) => eval_all(cs, cx),
+            Cond::Or(cs) => eval_any(cs, cx),
+            Cond::Not(c) => eval_not(c, cx),
+            Cond::StrField(op, id, lit) => str_field_leaf(cx.rec, *op, *id, lit),
+            Cond::NumField(op, id, lit) => num_field_leaf(cx.rec, *op, *id, *lit),
+            Cond::InField(id, set) => in_field(cx.rec, *id, set),
+            Cond::InFieldMemo(slot, id, set) => in_field_memo(cx, *slot, *id, set),
+            Cond::MethodField(id, m) => method_field(cx.rec, *id, m),
+            Cond::Macro(slot, c) => eval_macro(cx, *slot, c),
+            general => general.eval_general(cx),
+        }
+    }
+
+    /// The nodes that read operands in general form (computed values, dynamic fields, `has`): rarer than
+    /// the direct leaves.
+    #[inline(never)]
+    fn eval_general(&self, cx: &Cx<'_>) -> bool {
+        let rec = cx.rec;
+        match self {
             Cond::Has(o) => o.is_present(rec),
             Cond::Truthy(o) => match o.simple(rec) {
                 Ok(v) => v == Some(Value::Bool(true)),
@@ -502,26 +522,8 @@ impl Cond {
                     _ => false,
                 }),
             },
-            Cond::StrField(op, id, lit) => str_field(rec, *op, *id, lit),
-            Cond::NumField(op, id, lit) => num_field(rec, *op, *id, *lit),
-            Cond::InField(id, set) => rec.str(*id).is_some_and(|s| set.contains_str(s)),
-            Cond::InFieldMemo(slot, id, set) => match cx.memo(*slot) {
-                Some(v) => v,
-                None => {
-                    let v = rec.str(*id).is_some_and(|s| set.contains_str(s));
-                    cx.remember(*slot, v);
-                    v
-                }
-            },
-            Cond::MethodField(id, m) => rec.str(*id).is_some_and(|s| m.test(s)),
-            Cond::Macro(slot, c) => match cx.memo(*slot) {
-                Some(v) => v,
-                None => {
-                    let v = c.eval(cx);
-                    cx.remember(*slot, v);
-                    v
-                }
-            },
+            // The other kinds are evaluated by `eval` itself and never come here.
+            other => other.eval(cx),
         }
     }
 
@@ -578,6 +580,67 @@ fn str_field(rec: &dyn Record, op: CmpOp, id: FieldId, lit: &str) -> bool {
 #[inline(always)]
 fn num_field(rec: &dyn Record, op: CmpOp, id: FieldId, lit: f64) -> bool {
     rec.num(id).is_some_and(|x| x.partial_cmp(&lit).is_some_and(|o| ordered(op, o)))
+}
+
+// The out-of-line bodies of `Cond::eval`'s arms (see there).
+
+#[inline(never)]
+fn eval_all(cs: &[Cond], cx: &Cx<'_>) -> bool {
+    cs.iter().all(|c| c.eval_child(cx))
+}
+
+#[inline(never)]
+fn eval_any(cs: &[Cond], cx: &Cx<'_>) -> bool {
+    cs.iter().any(|c| c.eval_child(cx))
+}
+
+#[inline(never)]
+fn eval_not(c: &Cond, cx: &Cx<'_>) -> bool {
+    !c.eval_child(cx)
+}
+
+#[inline(never)]
+fn str_field_leaf(rec: &dyn Record, op: CmpOp, id: FieldId, lit: &str) -> bool {
+    str_field(rec, op, id, lit)
+}
+
+#[inline(never)]
+fn num_field_leaf(rec: &dyn Record, op: CmpOp, id: FieldId, lit: f64) -> bool {
+    num_field(rec, op, id, lit)
+}
+
+#[inline(never)]
+fn in_field(rec: &dyn Record, id: FieldId, set: &ListSet) -> bool {
+    rec.str(id).is_some_and(|s| set.contains_str(s))
+}
+
+#[inline(never)]
+fn in_field_memo(cx: &Cx<'_>, slot: u8, id: FieldId, set: &ListSet) -> bool {
+    match cx.memo(slot) {
+        Some(v) => v,
+        None => {
+            let v = cx.rec.str(id).is_some_and(|s| set.contains_str(s));
+            cx.remember(slot, v);
+            v
+        }
+    }
+}
+
+#[inline(never)]
+fn method_field(rec: &dyn Record, id: FieldId, m: &Method) -> bool {
+    rec.str(id).is_some_and(|s| m.test(s))
+}
+
+#[inline(never)]
+fn eval_macro(cx: &Cx<'_>, slot: u8, c: &Cond) -> bool {
+    match cx.memo(slot) {
+        Some(v) => v,
+        None => {
+            let v = c.eval(cx);
+            cx.remember(slot, v);
+            v
+        }
+    }
 }
 
 impl Cond {

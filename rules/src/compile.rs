@@ -476,9 +476,8 @@ impl Cond {
     /// Evaluates the condition on the context's record.
     ///
     /// This is a dispatcher only: every arm is a call in tail position (or a constant), so the function
-    /// needs no stack frame of its own. It runs once or more per candidate rule and per composite node,
-    /// and the registers a frame with all the node kinds inlined saved and restored on each call were a
-    /// tenth of the pack's instructions.
+    /// needs no stack frame of its own. It runs for every candidate rule and composite node; with all
+    /// the node kinds inlined it saved and restored six registers on each call, whatever the node.
     pub(crate) fn eval(&self, cx: &Cx<'_>) -> bool {
         match self {
             Cond::Const(b) => *b,
@@ -527,8 +526,8 @@ impl Cond {
         }
     }
 
-    /// Evaluates an operand of `&&`, `||` or `!`: the direct leaves and a macro already evaluated on this
-    /// record right here, everything else through [`Cond::eval`]. The same evaluation as `eval` (the
+    /// Evaluates an operand of `&&`, `||` or `!`: the direct comparisons, and a macro or list lookup
+    /// already memoised on this record, right here; everything else through [`Cond::eval`]. The same evaluation as `eval` (the
     /// leaves share their code), without a call per leaf: most nodes of a rule are leaves.
     #[inline(always)]
     fn eval_child(&self, cx: &Cx<'_>) -> bool {
@@ -543,7 +542,8 @@ impl Cond {
 }
 
 impl Cx<'_> {
-    /// The value of the macro memoised in `slot` on this record, if it has been evaluated.
+    /// The value memoised in `slot` (a macro's or a list lookup's) on this record, if it has been
+    /// evaluated.
     #[inline(always)]
     fn memo(&self, slot: u8) -> Option<bool> {
         if slot as usize >= MEMO_SLOTS {
@@ -553,7 +553,7 @@ impl Cx<'_> {
         (self.known.get() & bit != 0).then(|| self.value.get() & bit != 0)
     }
 
-    /// Records the value of the macro memoised in `slot` (nothing for [`NO_MEMO`]).
+    /// Records the value of the macro or list lookup memoised in `slot` (nothing for [`NO_MEMO`]).
     #[inline]
     fn remember(&self, slot: u8, v: bool) {
         if (slot as usize) < MEMO_SLOTS {

@@ -728,6 +728,17 @@ impl Cond {
         }
     }
 
+    /// The inverse of [`Cond::memo_list_lookups`], for tests that compare with unmemoised lookups.
+    #[cfg(test)]
+    pub(crate) fn unmemo_list_lookups(&mut self) {
+        match self {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter_mut().for_each(Cond::unmemo_list_lookups),
+            Cond::Not(c) | Cond::Macro(_, c) => c.unmemo_list_lookups(),
+            Cond::InFieldMemo(_, id, set) => *self = Cond::InField(*id, set.clone()),
+            _ => {}
+        }
+    }
+
     /// This condition with the value of field `kind` known: tests of it become constants and the tree is
     /// simplified. Exact for every record whose field `kind` is `value`.
     pub(crate) fn specialize(&self, kind: FieldId, value: &str) -> Cond {

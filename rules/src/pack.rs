@@ -385,6 +385,18 @@ impl Pack {
         Ok(Pack { index, infos, rules, kind_field, tool_field, slot_fps, fingerprint })
     }
 
+    /// This pack with every list lookup searched each time it is asked (see [`memo_list_lookups`]): the
+    /// reference that tests compare the memoised lookups with.
+    #[cfg(test)]
+    pub(crate) fn without_list_memo(&self) -> Pack {
+        let mut p = self.clone();
+        p.rules.iter_mut().flat_map(|r| r.conds.each_mut()).for_each(Cond::unmemo_list_lookups);
+        for e in p.index.by_kind.entries_mut() {
+            e.conds.iter_mut().flat_map(Conds::each_mut).for_each(Cond::unmemo_list_lookups);
+        }
+        p
+    }
+
     /// Every rule of the pack, enabled or not, in file order (file names sorted, then order in the file).
     pub fn rules(&self) -> &[RuleInfo] {
         &self.infos

@@ -10,7 +10,9 @@ use crate::error::RuleError;
 use crate::expr::{CmpOp, Expr, ExprKind, Span};
 use crate::prefilter::Prefilter;
 use crate::schema::{FieldId, FieldType, Record, Resolved, Schema};
-use crate::util::{closest, hint, needs_lowering, push_lower, with_scratch, Glob, ShortSearch, SHORT_HAYSTACK};
+use crate::util::{
+    closest, head8, hint, needs_lowering, push_lower, tail8, with_scratch, Glob, ShortSearch, SHORT_HAYSTACK,
+};
 use regex::Regex;
 #[cfg(test)]
 use rustc_hash::FxHashMap;
@@ -52,8 +54,8 @@ pub(crate) enum Value<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct ListSet {
     exact: FxHashSet<Box<str>>,
-    prefixes: Vec<Box<str>>,
-    suffixes: Vec<Box<str>>,
+    prefixes: Vec<Affix>,
+    suffixes: Vec<Affix>,
     /// First bytes of the prefixes and last bytes of the suffixes: most strings are rejected by a lookup.
     prefix_first: Box<[bool]>,
     suffix_last: Box<[bool]>,
@@ -64,6 +66,46 @@ pub(crate) struct ListSet {
     /// Every other glob, as one regex `^(?:g1|g2|...)$`.
     rest: Option<Regex>,
     nums: Option<Box<[f64]>>,
+}
+
+/// The fixed start of an `abc*` glob or the fixed end of an `*abc`, with the (up to) 8 bytes next to the
+/// string's edge packed into an integer ([`head8`], [`tail8`]): a string is told apart from most affixes
+/// by one masked compare, without a `memcmp` call per affix (host lists hold dozens of `*.domain`s).
+#[derive(Debug)]
+struct Affix {
+    /// The affix's first (prefix) or last (suffix) `min(8, len)` bytes, packed.
+    key: u64,
+    /// Which bits of a packed string `key` covers.
+    mask: u64,
+    text: Box<[u8]>,
+}
+
+impl Affix {
+    fn prefix(p: &str) -> Affix {
+        let k = p.len().min(8) as u32;
+        let mask = u64::MAX.checked_shr(64 - 8 * k).unwrap_or(0);
+        Affix { key: head8(p.as_bytes()), mask, text: p.as_bytes().into() }
+    }
+
+    fn suffix(p: &str) -> Affix {
+        let k = p.len().min(8) as u32;
+        let mask = u64::MAX.checked_shl(64 - 8 * k).unwrap_or(0);
+        Affix { key: tail8(p.as_bytes()), mask, text: p.as_bytes().into() }
+    }
+
+    /// Whether `s` starts with this prefix; `head` is `head8(s)`.
+    #[inline]
+    fn starts(&self, s: &[u8], head: u64) -> bool {
+        let n = self.text.len();
+        s.len() >= n && head & self.mask == self.key && (n <= 8 || s[8..n] == self.text[8..])
+    }
+
+    /// Whether `s` ends with this suffix; `tail` is `tail8(s)`.
+    #[inline]
+    fn ends(&self, s: &[u8], tail: u64) -> bool {
+        let n = self.text.len();
+        s.len() >= n && tail & self.mask == self.key && (n <= 8 || s[s.len() - n..s.len() - 8] == self.text[..n - 8])
+    }
 }
 
 /// A glob as regex source: `*` is `.*`, `?` is `.`, everything else literal.
@@ -93,8 +135,8 @@ impl ListSet {
         for it in items {
             if it.contains(['*', '?']) {
                 match Glob::new(it) {
-                    Glob::Prefix(p) => set.prefixes.push(p),
-                    Glob::Suffix(p) => set.suffixes.push(p),
+                    Glob::Prefix(p) => set.prefixes.push(Affix::prefix(&p)),
+                    Glob::Suffix(p) => set.suffixes.push(Affix::suffix(&p)),
                     Glob::Contains(f) => set.infixes.push(*f),
                     _ => rest.push(glob_regex(it)),
                 }
@@ -110,13 +152,13 @@ impl ListSet {
         let mut first = vec![false; 256];
         let mut last = vec![false; 256];
         for p in &set.prefixes {
-            match p.as_bytes().first() {
+            match p.text.first() {
                 Some(&b) => first[b as usize] = true,
                 None => first.iter_mut().for_each(|x| *x = true),
             }
         }
         for p in &set.suffixes {
-            match p.as_bytes().last() {
+            match p.text.last() {
                 Some(&b) => last[b as usize] = true,
                 None => last.iter_mut().for_each(|x| *x = true),
             }
@@ -145,13 +187,20 @@ impl ListSet {
 
     #[inline]
     pub(crate) fn contains_str(&self, s: &str) -> bool {
+        let b = s.as_bytes();
         self.exact.contains(s)
             || (!self.prefixes.is_empty()
-                && self.prefix_first.get(s.as_bytes().first().copied().unwrap_or(0) as usize) != Some(&false)
-                && self.prefixes.iter().any(|p| s.starts_with(&**p)))
+                && self.prefix_first.get(b.first().copied().unwrap_or(0) as usize) != Some(&false)
+                && {
+                    let head = head8(b);
+                    self.prefixes.iter().any(|p| p.starts(b, head))
+                })
             || (!self.suffixes.is_empty()
-                && self.suffix_last.get(s.as_bytes().last().copied().unwrap_or(0) as usize) != Some(&false)
-                && self.suffixes.iter().any(|p| s.ends_with(&**p)))
+                && self.suffix_last.get(b.last().copied().unwrap_or(0) as usize) != Some(&false)
+                && {
+                    let tail = tail8(b);
+                    self.suffixes.iter().any(|p| p.ends(b, tail))
+                })
             || (!self.infixes.is_empty()
                 && if s.len() < SHORT_HAYSTACK {
                     self.infixes_short.any_in(s.as_bytes())
@@ -246,6 +295,10 @@ pub(crate) enum Cond {
     InField(FieldId, Arc<ListSet>),
     /// `Method(Field(id, Str), m)`, likewise.
     MethodField(FieldId, Box<Method>),
+    /// An [`Cond::InField`] lookup that several conditions of the pack make (`dest.host in egress_allow`
+    /// in a macro and in three rules), memoised per record in slot `.0` like a macro (see
+    /// [`Cond::memo_list_lookups`]).
+    InFieldMemo(u8, FieldId, Arc<ListSet>),
 }
 
 impl Operand {
@@ -421,13 +474,32 @@ fn in_set(v: Option<Value<'_>>, set: &ListSet) -> bool {
 
 impl Cond {
     /// Evaluates the condition on the context's record.
+    ///
+    /// This is a dispatcher only: every arm is a call in tail position (or a constant), so the function
+    /// needs no stack frame of its own. It runs for every candidate rule and composite node; with all
+    /// the node kinds inlined it saved and restored six registers on each call, whatever the node.
     pub(crate) fn eval(&self, cx: &Cx<'_>) -> bool {
-        let rec = cx.rec;
         match self {
             Cond::Const(b) => *b,
-            Cond::And(cs) => cs.iter().all(|c| c.eval(cx)),
-            Cond::Or(cs) => cs.iter().any(|c| c.eval(cx)),
-            Cond::Not(c) => !c.eval(cx),
+            Cond::And(cs) => eval_all(cs, cx),
+            Cond::Or(cs) => eval_any(cs, cx),
+            Cond::Not(c) => eval_not(c, cx),
+            Cond::StrField(op, id, lit) => str_field_leaf(cx.rec, *op, *id, lit),
+            Cond::NumField(op, id, lit) => num_field_leaf(cx.rec, *op, *id, *lit),
+            Cond::InField(id, set) => in_field(cx.rec, *id, set),
+            Cond::InFieldMemo(slot, id, set) => in_field_memo(cx, *slot, *id, set),
+            Cond::MethodField(id, m) => method_field(cx.rec, *id, m),
+            Cond::Macro(slot, c) => eval_macro(cx, *slot, c),
+            general => general.eval_general(cx),
+        }
+    }
+
+    /// The nodes that read operands in general form (computed values, dynamic fields, `has`): rarer than
+    /// the direct leaves.
+    #[inline(never)]
+    fn eval_general(&self, cx: &Cx<'_>) -> bool {
+        let rec = cx.rec;
+        match self {
             Cond::Has(o) => o.is_present(rec),
             Cond::Truthy(o) => match o.simple(rec) {
                 Ok(v) => v == Some(Value::Bool(true)),
@@ -449,32 +521,124 @@ impl Cond {
                     _ => false,
                 }),
             },
-            Cond::StrField(op, id, lit) => rec.str(*id).is_some_and(|x| match op {
-                CmpOp::Eq => x == &**lit,
-                CmpOp::Ne => x != &**lit,
-                _ => ordered(*op, x.cmp(lit)),
-            }),
-            Cond::NumField(op, id, lit) => {
-                rec.num(*id).is_some_and(|x| x.partial_cmp(lit).is_some_and(|o| ordered(*op, o)))
+            // The other kinds are evaluated by `eval` itself and never come here.
+            other => other.eval(cx),
+        }
+    }
+
+    /// Evaluates an operand of `&&`, `||` or `!`: the direct comparisons, and a macro or list lookup
+    /// already memoised on this record, right here; everything else through [`Cond::eval`]. The same evaluation as `eval` (the
+    /// leaves share their code), without a call per leaf: most nodes of a rule are leaves.
+    #[inline(always)]
+    fn eval_child(&self, cx: &Cx<'_>) -> bool {
+        match self {
+            Cond::Const(b) => *b,
+            Cond::StrField(op, id, lit) => str_field(cx.rec, *op, *id, lit),
+            Cond::NumField(op, id, lit) => num_field(cx.rec, *op, *id, *lit),
+            c @ (Cond::Macro(slot, _) | Cond::InFieldMemo(slot, ..)) => cx.memo(*slot).unwrap_or_else(|| c.eval(cx)),
+            c => c.eval(cx),
+        }
+    }
+}
+
+impl Cx<'_> {
+    /// The value memoised in `slot` (a macro's or a list lookup's) on this record, if it has been
+    /// evaluated.
+    #[inline(always)]
+    fn memo(&self, slot: u8) -> Option<bool> {
+        if slot as usize >= MEMO_SLOTS {
+            return None;
+        }
+        let bit = 1u64 << slot;
+        (self.known.get() & bit != 0).then(|| self.value.get() & bit != 0)
+    }
+
+    /// Records the value of the macro or list lookup memoised in `slot` (nothing for [`NO_MEMO`]).
+    #[inline]
+    fn remember(&self, slot: u8, v: bool) {
+        if (slot as usize) < MEMO_SLOTS {
+            let bit = 1u64 << slot;
+            self.known.set(self.known.get() | bit);
+            if v {
+                self.value.set(self.value.get() | bit);
             }
-            Cond::InField(id, set) => rec.str(*id).is_some_and(|s| set.contains_str(s)),
-            Cond::MethodField(id, m) => rec.str(*id).is_some_and(|s| m.test(s)),
-            Cond::Macro(slot, c) => {
-                if (*slot as usize) < MEMO_SLOTS {
-                    let bit = 1u64 << slot;
-                    if cx.known.get() & bit != 0 {
-                        return cx.value.get() & bit != 0;
-                    }
-                    let v = c.eval(cx);
-                    cx.known.set(cx.known.get() | bit);
-                    if v {
-                        cx.value.set(cx.value.get() | bit);
-                    }
-                    v
-                } else {
-                    c.eval(cx)
-                }
-            }
+        }
+    }
+}
+
+/// `field <op> literal` on a string field (false when the field is missing).
+#[inline(always)]
+fn str_field(rec: &dyn Record, op: CmpOp, id: FieldId, lit: &str) -> bool {
+    rec.str(id).is_some_and(|x| match op {
+        CmpOp::Eq => x == lit,
+        CmpOp::Ne => x != lit,
+        _ => ordered(op, x.cmp(lit)),
+    })
+}
+
+/// `field <op> literal` on a numeric field (false when the field is missing or NaN).
+#[inline(always)]
+fn num_field(rec: &dyn Record, op: CmpOp, id: FieldId, lit: f64) -> bool {
+    rec.num(id).is_some_and(|x| x.partial_cmp(&lit).is_some_and(|o| ordered(op, o)))
+}
+
+// The out-of-line bodies of `Cond::eval`'s arms (see there).
+
+#[inline(never)]
+fn eval_all(cs: &[Cond], cx: &Cx<'_>) -> bool {
+    cs.iter().all(|c| c.eval_child(cx))
+}
+
+#[inline(never)]
+fn eval_any(cs: &[Cond], cx: &Cx<'_>) -> bool {
+    cs.iter().any(|c| c.eval_child(cx))
+}
+
+#[inline(never)]
+fn eval_not(c: &Cond, cx: &Cx<'_>) -> bool {
+    !c.eval_child(cx)
+}
+
+#[inline(never)]
+fn str_field_leaf(rec: &dyn Record, op: CmpOp, id: FieldId, lit: &str) -> bool {
+    str_field(rec, op, id, lit)
+}
+
+#[inline(never)]
+fn num_field_leaf(rec: &dyn Record, op: CmpOp, id: FieldId, lit: f64) -> bool {
+    num_field(rec, op, id, lit)
+}
+
+#[inline(never)]
+fn in_field(rec: &dyn Record, id: FieldId, set: &ListSet) -> bool {
+    rec.str(id).is_some_and(|s| set.contains_str(s))
+}
+
+#[inline(never)]
+fn in_field_memo(cx: &Cx<'_>, slot: u8, id: FieldId, set: &ListSet) -> bool {
+    match cx.memo(slot) {
+        Some(v) => v,
+        None => {
+            let v = cx.rec.str(id).is_some_and(|s| set.contains_str(s));
+            cx.remember(slot, v);
+            v
+        }
+    }
+}
+
+#[inline(never)]
+fn method_field(rec: &dyn Record, id: FieldId, m: &Method) -> bool {
+    rec.str(id).is_some_and(|s| m.test(s))
+}
+
+#[inline(never)]
+fn eval_macro(cx: &Cx<'_>, slot: u8, c: &Cond) -> bool {
+    match cx.memo(slot) {
+        Some(v) => v,
+        None => {
+            let v = c.eval(cx);
+            cx.remember(slot, v);
+            v
         }
     }
 }
@@ -534,6 +698,43 @@ impl Cond {
                     *self = Cond::MethodField(id, m);
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// Calls `f` with every [`Cond::InField`] lookup of the condition (macro bodies included).
+    pub(crate) fn each_list_lookup(&self, f: &mut impl FnMut(FieldId, &Arc<ListSet>)) {
+        match self {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter().for_each(|c| c.each_list_lookup(f)),
+            Cond::Not(c) | Cond::Macro(_, c) => c.each_list_lookup(f),
+            Cond::InField(id, set) => f(*id, set),
+            _ => {}
+        }
+    }
+
+    /// Turns the [`Cond::InField`] lookups that `slot_of` gives a memo slot into [`Cond::InFieldMemo`]:
+    /// a record then searches a list for a field's value once however many conditions ask. Lookups are
+    /// pure functions of the record, so only the work changes. Run after [`Cond::direct_leaves`].
+    pub(crate) fn memo_list_lookups(&mut self, slot_of: &impl Fn(FieldId, &Arc<ListSet>) -> Option<u8>) {
+        match self {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter_mut().for_each(|c| c.memo_list_lookups(slot_of)),
+            Cond::Not(c) | Cond::Macro(_, c) => c.memo_list_lookups(slot_of),
+            Cond::InField(id, set) => {
+                if let Some(slot) = slot_of(*id, set) {
+                    *self = Cond::InFieldMemo(slot, *id, set.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The inverse of [`Cond::memo_list_lookups`], for tests that compare with unmemoised lookups.
+    #[cfg(test)]
+    pub(crate) fn unmemo_list_lookups(&mut self) {
+        match self {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter_mut().for_each(Cond::unmemo_list_lookups),
+            Cond::Not(c) | Cond::Macro(_, c) => c.unmemo_list_lookups(),
+            Cond::InFieldMemo(_, id, set) => *self = Cond::InField(*id, set.clone()),
             _ => {}
         }
     }
@@ -1284,6 +1485,37 @@ pub(crate) mod tests {
         }
         assert!(set.exact_items().is_none());
         assert_eq!(ListSet::new(["b", "a"]).exact_items(), Some(vec!["a", "b"]));
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// A list lookup (exact items hashed, prefixes and suffixes compared as packed integers first)
+        /// agrees with matching each item as a glob on its own, on strings made of the items' pieces.
+        #[test]
+        fn list_sets_agree_with_item_by_item_globs(parts in proptest::collection::vec(proptest::prop_oneof![
+            proptest::string::string_regex("[a-z0-9.:/]{0,3}").unwrap(),
+            proptest::sample::select(vec![
+                "a.com", "api.", "example", ".internal", "172.16.", "1", "\u{e9}", "-very-long-suffix.example.org",
+                "prefix-longer-than-8/", "x", ".",
+            ]).prop_map(String::from),
+        ], 0..6)) {
+            let items = [
+                "a.com", "*.internal", "api.*", "172.16.*", "1*", "*.a.com", "*-very-long-suffix.example.org",
+                "prefix-longer-than-8/*", "*x", "*\u{e9}", "*", "exact",
+            ];
+            let s = parts.concat();
+            for n in 1..=items.len() {
+                // Every prefix of the item list, so each kind of item is also tested alone and in small sets.
+                let set = ListSet::new(items[..n].iter().copied());
+                let want = items[..n].iter().any(|g| Glob::new(g).is_match(&s));
+                proptest::prop_assert_eq!(set.contains_str(&s), want, "{:?} in {:?}", s, &items[..n]);
+            }
+            for g in items {
+                let set = ListSet::new([g]);
+                proptest::prop_assert_eq!(set.contains_str(&s), Glob::new(g).is_match(&s), "{:?} in [{:?}]", s, g);
+            }
+        }
     }
 
     #[test]

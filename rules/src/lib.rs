@@ -37,7 +37,8 @@
 //! - **Skip the text you need not read.** A regex is preceded by a prefilter made from its syntax tree:
 //!   literals one of which every match must contain, searched with SIMD substring search (or "any
 //!   non-ASCII character" for regexes that only match non-ASCII text). Most payloads are rejected without
-//!   running the regex. A macro is evaluated once per record however many rules use it.
+//!   running the regex. A macro is evaluated once per record however many rules use it, and so is a
+//!   list lookup (`dest.host in egress_allow`) that several conditions make.
 //! - **Missing means false.** A comparison, `in` or string method on a field the record lacks is false
 //!   (so `!(x == "a")` is true); `has(x)` tests presence. Fields under a dynamic prefix are typed per record,
 //!   and a type mismatch is false as well.

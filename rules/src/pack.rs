@@ -11,7 +11,7 @@ use crate::error::{Diagnostic, Diagnostics, RuleError};
 use crate::expr;
 use crate::schema::{FieldId, FieldType, Record, Schema};
 use crate::state::{GroupBy, Measure, RuleMatch, RuleState, Sequence, SlotRef, Threshold, MAX_DISTINCT, MAX_STEPS};
-use crate::util::{closest, fnv, fnv_more, hint, parse_duration_ms};
+use crate::util::{closest, fnv, fnv_more, head8, hint, parse_duration_ms};
 use crate::yaml::{self, Node, NodeKind, Pos, Source, Style};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -163,6 +163,14 @@ impl Conds {
         self.until.iter_mut().for_each(Cond::direct_leaves);
     }
 
+    fn each(&self) -> impl Iterator<Item = &Cond> {
+        std::iter::once(&self.when).chain(&self.exceptions).chain(self.steps.iter()).chain(&self.until)
+    }
+
+    fn each_mut(&mut self) -> impl Iterator<Item = &mut Cond> {
+        std::iter::once(&mut self.when).chain(&mut self.exceptions).chain(self.steps.iter_mut()).chain(&mut self.until)
+    }
+
     /// Every condition with plain field tests first in its `&&`s (see [`Cond::field_tests_first`]).
     fn field_tests_first(&mut self) {
         self.when.field_tests_first();
@@ -208,10 +216,28 @@ struct KindEntry {
     conds: Box<[Conds]>,
 }
 
+/// The candidates of each indexed `kind` value. Kinds are a handful of short names: an event's kind is
+/// found by its length and first 8 bytes (one integer compare per entry) instead of by hashing it.
+#[derive(Clone, Debug, Default)]
+struct ByKind(Box<[(Box<str>, u64, KindEntry)]>);
+
+impl ByKind {
+    #[inline]
+    fn get(&self, kind: &str) -> Option<&KindEntry> {
+        let (k, head) = (kind.as_bytes(), head8(kind.as_bytes()));
+        let same = |name: &[u8]| name.len() == k.len() && (k.len() <= 8 || name[8..] == k[8..]);
+        self.0.iter().find(|(name, h, _)| *h == head && same(name.as_bytes())).map(|(_, _, e)| e)
+    }
+
+    fn entries_mut(&mut self) -> impl Iterator<Item = &mut KindEntry> {
+        self.0.iter_mut().map(|(_, _, e)| e)
+    }
+}
+
 /// Candidate rules per `kind` and per `tool` value, each list sorted by rule index.
 #[derive(Clone, Debug, Default)]
 struct Index {
-    by_kind: FxHashMap<Box<str>, KindEntry>,
+    by_kind: ByKind,
     /// Rules with no kind or tool constraint: the candidates of an event whose kind has no list.
     any: Box<[u32]>,
     by_tool: FxHashMap<Box<str>, Box<[u32]>>,
@@ -261,10 +287,15 @@ impl Index {
                 }
                 entry.rules = rs.into();
                 entry.conds = cs.into();
-                (k, entry)
+                let head = head8(k.as_bytes());
+                (k, head, entry)
             })
             .collect();
-        Index { by_kind, by_tool: tools.into_iter().map(|(k, v)| (k, finish(v))).collect(), any: finish(any) }
+        Index {
+            by_kind: ByKind(by_kind),
+            by_tool: tools.into_iter().map(|(k, v)| (k, finish(v))).collect(),
+            any: finish(any),
+        }
     }
 }
 
@@ -347,10 +378,23 @@ impl Pack {
         for r in &mut rules {
             r.conds.direct_leaves();
         }
-        for e in index.by_kind.values_mut() {
+        for e in index.by_kind.entries_mut() {
             e.conds.iter_mut().for_each(Conds::direct_leaves);
         }
+        memo_list_lookups(&mut rules, &mut index, l.macros.len());
         Ok(Pack { index, infos, rules, kind_field, tool_field, slot_fps, fingerprint })
+    }
+
+    /// This pack with every list lookup searched each time it is asked (see [`memo_list_lookups`]): the
+    /// reference that tests compare the memoised lookups with.
+    #[cfg(test)]
+    pub(crate) fn without_list_memo(&self) -> Pack {
+        let mut p = self.clone();
+        p.rules.iter_mut().flat_map(|r| r.conds.each_mut()).for_each(Cond::unmemo_list_lookups);
+        for e in p.index.by_kind.entries_mut() {
+            e.conds.iter_mut().flat_map(Conds::each_mut).for_each(Cond::unmemo_list_lookups);
+        }
+        p
     }
 
     /// Every rule of the pack, enabled or not, in file order (file names sorted, then order in the file).
@@ -379,10 +423,31 @@ impl Pack {
                 Some(e) => (&e.rules, Some(&e.conds)),
                 None => (&self.index.any, None),
             };
-        let tool_list: &[u32] = match self.tool_field.and_then(|f| rec.str(f)) {
-            Some(t) if !self.index.by_tool.is_empty() => self.index.by_tool.get(t).map_or(&[], |b| &**b),
-            _ => &[],
+        // (The default pack indexes no rule by tool: then the tool is not even read.)
+        let tool_list: &[u32] = match self.index.by_tool.is_empty() {
+            true => &[],
+            false => {
+                self.tool_field.and_then(|f| rec.str(f)).and_then(|t| self.index.by_tool.get(t)).map_or(&[], |b| b)
+            }
         };
+        if tool_list.is_empty() {
+            // The usual case (always, with the default pack): the kind's candidates alone, in rule order.
+            match spec {
+                Some(spec) => {
+                    for (&r, conds) in kind_list.iter().zip(spec) {
+                        self.eval_rule(r as usize, conds, &cx, state, out);
+                    }
+                }
+                None => {
+                    for &r in kind_list {
+                        if let Some(rule) = self.rules.get(r as usize) {
+                            self.eval_rule(r as usize, &rule.conds, &cx, state, out);
+                        }
+                    }
+                }
+            }
+            return;
+        }
         let (mut i, mut j) = (0, 0);
         loop {
             let (r, conds) = match (kind_list.get(i), tool_list.get(j)) {
@@ -431,11 +496,19 @@ impl Pack {
         all.len()
     }
 
+    /// Evaluates rule `r` with conditions `conds` on the record: its `when` here, in the candidate
+    /// loop (most candidates stop at it), and the rest out of line in [`Pack::when_holds`].
+    #[inline(always)]
     fn eval_rule(&self, r: usize, conds: &Conds, cx: &Cx<'_>, state: &mut RuleState, out: &mut Vec<RuleMatch>) {
-        let rule = &self.rules[r];
-        if !conds.when.eval(cx) {
-            return;
+        if conds.when.eval(cx) {
+            self.when_holds(r, conds, cx, state, out);
         }
+    }
+
+    /// The rest of [`Pack::eval_rule`] once `when` holds: exceptions, then the rule's logic.
+    #[inline(never)]
+    fn when_holds(&self, r: usize, conds: &Conds, cx: &Cx<'_>, state: &mut RuleState, out: &mut Vec<RuleMatch>) {
+        let rule = &self.rules[r];
         if conds.exceptions.as_ref().is_some_and(|e| e.eval(cx)) {
             return;
         }
@@ -490,6 +563,36 @@ impl Pack {
             }
         }
         s
+    }
+}
+
+/// Gives every list lookup (`field in list`) that appears more than once in the pack a memo slot of its
+/// own, after the macros' slots, so that a record searches the list for that field once (see
+/// [`Cond::memo_list_lookups`]). Lookups beyond the free slots stay as they are.
+fn memo_list_lookups(rules: &mut [Compiled], index: &mut Index, macros: usize) {
+    type Key = (FieldId, *const ListSet);
+    let mut seen: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut count = |id: FieldId, set: &Arc<ListSet>| *seen.entry((id, Arc::as_ptr(set))).or_default() += 1;
+    for c in rules.iter().flat_map(|r| r.conds.each()) {
+        c.each_list_lookup(&mut count);
+    }
+    let mut slots: BTreeMap<Key, u8> = BTreeMap::new();
+    // `seen` is ordered by field and address: which lookup gets which slot does not matter, as each
+    // slot only ever holds its own lookup's result.
+    for (key, n) in seen {
+        let next = macros + slots.len();
+        if n > 1 && next < MEMO_SLOTS {
+            slots.insert(key, next as u8);
+        }
+    }
+    let slot_of = |id: FieldId, set: &Arc<ListSet>| slots.get(&(id, Arc::as_ptr(set))).copied();
+    for c in rules.iter_mut().flat_map(|r| r.conds.each_mut()) {
+        c.memo_list_lookups(&slot_of);
+    }
+    for e in index.by_kind.entries_mut() {
+        for c in e.conds.iter_mut().flat_map(Conds::each_mut) {
+            c.memo_list_lookups(&slot_of);
+        }
     }
 }
 
@@ -1761,6 +1864,60 @@ mod tests {
         // net: egress rule + sequence (step 2); distinct-hosts is disabled.
         assert_eq!(p.candidate_count(&net), 2);
         assert_eq!(p.candidate_count(&other), 0);
+    }
+
+    #[test]
+    fn repeated_list_lookups_are_memoised_and_agree() {
+        let src =
+            "- list: l\n  items: [a.com, '*.internal']\n- macro: m\n  condition: kind == 'net' && dest.host in l\n\
+- rule: in-macro\n  description: d\n  severity: low\n  when: m && bytes_out > 1\n\
+- rule: negated\n  description: d\n  severity: low\n  when: kind == 'net' && !(dest.host in l)\n\
+- rule: again\n  description: d\n  severity: low\n  when: kind == 'net' && (dest.host in l || has(agent))\n\
+- rule: once\n  description: d\n  severity: low\n  when: kind == 'net' && agent in l\n";
+        let p = load(&[("m.yaml", src)]).unwrap();
+        fn count(c: &Cond, memoised: &mut usize, plain: &mut usize) {
+            match c {
+                Cond::And(cs) | Cond::Or(cs) => cs.iter().for_each(|c| count(c, memoised, plain)),
+                Cond::Not(c) | Cond::Macro(_, c) => count(c, memoised, plain),
+                Cond::InFieldMemo(..) => *memoised += 1,
+                Cond::InField(..) => *plain += 1,
+                _ => {}
+            }
+        }
+        let (mut memoised, mut plain) = (0, 0);
+        p.rules.iter().for_each(|r| count(&r.conds.when, &mut memoised, &mut plain));
+        // `dest.host in l` (three times) is memoised; `agent in l` (once) is not.
+        assert_eq!((memoised, plain), (3, 1));
+        for (host, agent, want) in [
+            ("a.com", "x", vec!["in-macro", "again"]),
+            ("db.internal", "a.com", vec!["in-macro", "again", "once"]),
+            ("b.com", "", vec!["negated", "again"]),
+        ] {
+            let e =
+                rec(0, vec![("kind", S("net")), ("dest.host", S(host)), ("agent", S(agent)), ("bytes_out", N(5.0))]);
+            let fired: Vec<String> = run(&p, &[e]).into_iter().map(|(id, _)| id).collect();
+            assert_eq!(fired, want, "{host} {agent}");
+        }
+    }
+
+    #[test]
+    fn kind_table_finds_exactly_its_kinds() {
+        let names = ["net", "file", "tool_call", "tool_result", "llm_call", "tool_calls", "", "a_very_long_kind_name"];
+        let table = ByKind(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    ((*n).into(), head8(n.as_bytes()), KindEntry { rules: vec![i as u32].into(), conds: [].into() })
+                })
+                .collect(),
+        );
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(table.get(n).map(|e| &*e.rules), Some(&[i as u32][..]), "{n}");
+        }
+        for other in ["ne", "nett", "tool_cal", "tool_resulx", "a_very_long_kind_namf", "llm_call\0", "NET"] {
+            assert!(table.get(other).is_none(), "{other}");
+        }
     }
 
     #[test]

@@ -91,28 +91,43 @@ fn wildcard(p: &[char], s: &str) -> bool {
 }
 
 /// Several needles searched in one pass over a short haystack: a table of first bytes picks the
-/// positions worth comparing, so there is no per-needle pass and no searcher set-up cost.
+/// positions worth comparing, so there is no per-needle pass and no searcher set-up cost. The needles
+/// are sorted by first byte and the table gives each byte its run of needles, so a candidate position
+/// is compared with the needles that start with its byte only (in a tool name full of `s`, `e` and
+/// `t`, most positions are candidates of some needle of `*shell*`, `*exec*`, `*transfer*`, ...).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ShortSearch {
-    first: Box<[bool]>,
-    /// Each needle with its first two bytes (the second is 0 for a one-byte needle).
+    /// For each byte value, the range of `needles` that start with it (empty when none does); 256
+    /// entries, or none when there are no needles.
+    runs: Box<[(u32, u32)]>,
+    /// Each needle with its second byte (0 for a one-byte needle), sorted by first byte.
     needles: Vec<(u8, Box<[u8]>)>,
     has_empty: bool,
 }
 
 impl ShortSearch {
     pub(crate) fn new<'a>(needles: impl IntoIterator<Item = &'a [u8]>) -> ShortSearch {
-        let mut first = vec![false; 256];
-        let mut v = Vec::new();
+        let mut v: Vec<(u8, Box<[u8]>)> = Vec::new();
         let mut has_empty = false;
         for n in needles {
             match n.first() {
-                Some(&b) => first[b as usize] = true,
+                Some(_) => v.push((n.get(1).copied().unwrap_or(0), n.into())),
                 None => has_empty = true,
             }
-            v.push((n.get(1).copied().unwrap_or(0), n.into()));
         }
-        ShortSearch { first: first.into(), needles: v, has_empty }
+        v.sort_by_key(|(_, n)| n[0]);
+        let mut runs = vec![(0u32, 0u32); 256];
+        for (i, (_, n)) in v.iter().enumerate() {
+            let r = &mut runs[n[0] as usize];
+            if r.0 == r.1 {
+                r.0 = i as u32;
+            }
+            r.1 = i as u32 + 1;
+        }
+        if v.is_empty() {
+            runs.clear();
+        }
+        ShortSearch { runs: runs.into(), needles: v, has_empty }
     }
 
     /// Whether any needle occurs in `hay` (an empty needle always does).
@@ -121,20 +136,41 @@ impl ShortSearch {
         if self.has_empty {
             return true;
         }
+        let Some(runs) = self.runs.first_chunk::<256>() else {
+            return false;
+        };
         for (i, &b) in hay.iter().enumerate() {
-            if self.first.get(b as usize) == Some(&true) {
-                let next = hay.get(i + 1).copied().unwrap_or(0);
-                let rest = &hay[i..];
-                if self
-                    .needles
-                    .iter()
-                    .any(|(second, n)| n[0] == b && (n.len() == 1 || (*second == next && rest.starts_with(n))))
-                {
-                    return true;
-                }
+            let (lo, hi) = runs[b as usize];
+            if lo == hi {
+                continue;
+            }
+            let next = hay.get(i + 1).copied().unwrap_or(0);
+            let rest = &hay[i..];
+            let run = self.needles.get(lo as usize..hi as usize).unwrap_or(&[]);
+            if run.iter().any(|(second, n)| n.len() == 1 || (*second == next && rest.starts_with(n))) {
+                return true;
             }
         }
         false
+    }
+}
+
+/// The first `min(8, len)` bytes of `b` as a little-endian integer (byte 0 in the low bits), zero-padded.
+#[inline]
+pub(crate) fn head8(b: &[u8]) -> u64 {
+    match b.first_chunk::<8>() {
+        Some(c) => u64::from_le_bytes(*c),
+        None => b.iter().enumerate().fold(0, |x, (i, &y)| x | (y as u64) << (8 * i)),
+    }
+}
+
+/// The last `min(8, len)` bytes of `b` as an integer with the last byte in the high bits, zero-padded
+/// below.
+#[inline]
+pub(crate) fn tail8(b: &[u8]) -> u64 {
+    match b.last_chunk::<8>() {
+        Some(c) => u64::from_le_bytes(*c),
+        None => b.iter().rev().enumerate().fold(0, |x, (i, &y)| x | (y as u64) << (56 - 8 * i)),
     }
 }
 
@@ -518,6 +554,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The one-pass search finds a needle exactly when one occurs.
+        #[test]
+        fn short_search_finds_what_occurs(
+            needles in proptest::collection::vec("[a-e_]{0,4}", 0..8),
+            hay in "[a-e_.]{0,40}",
+        ) {
+            let search = ShortSearch::new(needles.iter().map(|n| n.as_bytes()));
+            let want = needles.iter().any(|n| hay.contains(n.as_str()));
+            proptest::prop_assert_eq!(search.any_in(hay.as_bytes()), want);
+        }
+
         #[test]
         fn needs_lowering_checks_every_character(s in "(\\PC|[A-Z]|İ|Σ|ẞ|\u{212a}){0,300}") {
             // The definition, one character at a time (the fast path must agree with it).

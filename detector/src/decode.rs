@@ -5,7 +5,7 @@
 //! limit, and duplicate keys (refused: two parsers could disagree on which value counts). It borrows every
 //! string it can from the input and never allocates for a well-formed event without escapes.
 
-use crate::event::{Event, Kind, Outcome, Role, Str, TsField};
+use crate::event::{Event, Kind, Outcome, RawJson, Role, Str, TsField};
 use crate::time::{parse_rfc3339_ms, MAX_TS_MS, MIN_TS_MS};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -592,7 +592,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                             return Err(self.ctx.fail(Reason::WrongType, "field `attrs` must be an object".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
-                        ev.attrs = Some(raw);
+                        ev.attrs = Some(RawJson::new(raw.get()));
                     }
                 }
                 Field::Model => ev.model = str_field!(),
@@ -613,7 +613,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                                 .fail(Reason::WrongType, "field `args` must be an object or a string".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
-                        ev.args = Some(raw);
+                        ev.args = Some(RawJson::new(raw.get()));
                     }
                 }
                 Field::CallId => ev.call_id = str_field!(),
@@ -633,7 +633,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                             return Err(self.ctx.fail(Reason::WrongType, "field `argv` must be an array".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
-                        ev.argv = Some(raw);
+                        ev.argv = Some(RawJson::new(raw.get()));
                     }
                 }
                 Field::Scope => ev.scope = str_field!(),

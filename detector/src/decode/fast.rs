@@ -11,13 +11,12 @@
 //! What it does itself: the event object's keys (unescaped, matched once), strings (borrowed; an escaped
 //! one is unescaped by `serde_json`, exactly as the full decoder does), unsigned integers, booleans,
 //! `null`, `ts` in both forms, the `tokens` and `metric` objects inline; raw values (`args`, `attrs`,
-//! `argv`, unknown fields) are delimited and validated by `serde_json`'s own skipping parser.
+//! `argv`, unknown fields) are delimited and validated by [`Scanner::skip_value`], which accepts exactly
+//! what `serde_json`'s skipping parser accepts (a differential test below holds it to that).
 
-use super::{json_depth, Field};
-use crate::event::{Event, Kind, Outcome, Role, Str, TsField};
+use super::Field;
+use crate::event::{Event, Kind, Outcome, RawJson, Role, Str, TsField};
 use crate::time::{parse_rfc3339_ms, MAX_TS_MS, MIN_TS_MS};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// Deepest nesting the fast path handles itself; deeper values go to the full decoder (which applies
@@ -232,23 +231,162 @@ impl<'a> Scanner<'a> {
         self.uint().map(Some)
     }
 
-    /// A raw JSON value, delimited and validated by `serde_json` (as the full decoder reads it), and
-    /// within the depth limit at nesting `level` 2 (a field of the event object).
-    fn raw(&mut self) -> Option<&'a RawValue> {
-        let rest = &self.s[self.i..];
-        let mut de = serde_json::Deserializer::from_str(rest);
-        let raw = <&'a RawValue>::deserialize(&mut de).ok()?;
-        let text = raw.get();
-        if text.len() >= 2 * self.max_depth && json_depth(text) + 1 > self.max_depth {
-            return None;
+    /// A raw JSON value at nesting `level` 2 (a field of the event object), delimited and validated by
+    /// [`Scanner::skip_value`]: exactly the values `serde_json` reads as a `RawValue`, within the depth
+    /// limit.
+    fn raw(&mut self) -> Option<RawJson<'a>> {
+        let start = self.i;
+        self.skip_value(2)?;
+        Some(RawJson::new(&self.s[start..self.i]))
+    }
+
+    /// Skips one JSON value nested at `level` (its own opening bracket, for an object or an array),
+    /// accepting exactly what `serde_json`'s skipping parser (`ignore_value`, which reads a
+    /// `RawValue`) accepts: the JSON grammar of RFC 8259, any escape `\\u` followed by four hex
+    /// digits (lone surrogates included, as `serde_json` does when it skips). A container deeper
+    /// than the limit gives up. Recursion is bounded by the limit (at most [`MAX_FAST_DEPTH`]).
+    fn skip_value(&mut self, level: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                self.skip_string_body()
+            }
+            b'{' => {
+                if level > self.max_depth {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.eat(b'}').is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.eat(b'"')?;
+                    self.skip_string_body()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    self.skip_value(level + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                if level > self.max_depth {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.eat(b']').is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(level + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => None,
         }
-        self.i += (text.as_ptr() as usize - rest.as_ptr() as usize) + text.len();
-        Some(raw)
+    }
+
+    /// `word` at the cursor (consumed).
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(word).then(|| self.i += word.len())
+    }
+
+    /// The rest of a string after its opening quote, validated (escapes, no raw control characters)
+    /// but not decoded.
+    fn skip_string_body(&mut self) -> Option<()> {
+        loop {
+            let j = self.i + string_stop(&self.b[self.i..])?;
+            match self.b[j] {
+                b'"' => {
+                    self.i = j + 1;
+                    return Some(());
+                }
+                b'\\' => match *self.b.get(j + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i = j + 2,
+                    b'u' => {
+                        self.hex4(j + 2)?;
+                        self.i = j + 6;
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    /// A JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn skip_number(&mut self) -> Option<()> {
+        self.eat(b'-');
+        match self.peek()? {
+            // There can be only one leading zero (`serde_json` refuses `01` even when skipping).
+            b'0' => {
+                self.i += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.eat(b'.').is_some() {
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        Some(())
+    }
+
+    /// Skips ASCII digits.
+    #[inline]
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
     }
 
     /// An optional raw value whose first byte must be one of `first`.
     #[inline]
-    fn opt_raw(&mut self, first: &[u8]) -> Option<Option<&'a RawValue>> {
+    fn opt_raw(&mut self, first: &[u8]) -> Option<Option<RawJson<'a>>> {
         if self.null() {
             return Some(None);
         }
@@ -471,9 +609,10 @@ impl<'a> Scanner<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{decode_full, Limits};
+    use super::super::{decode_full, json_depth, Limits};
     use super::*;
     use proptest::prelude::*;
+    use serde_json::value::RawValue;
 
     /// The fast path's answer: `Some(event as Debug)` or `None` (gave up).
     fn fast(text: &str, max_depth: usize) -> Option<String> {
@@ -552,6 +691,90 @@ mod tests {
         assert!(agrees(&deep, 64).is_none());
         let ok = format!(r#"{{"ts":0,"agent_id":"a","kind":"x","extra":{}1{}}}"#, "[".repeat(63), "]".repeat(63));
         assert!(agrees(&ok, 64).is_some());
+    }
+
+    /// Where the skipper ends a raw value at the start of `text`, or `None` (gave up).
+    fn skipped(text: &str, max_depth: usize) -> Option<usize> {
+        let mut s = Scanner { s: text, b: text.as_bytes(), i: 0, max_depth };
+        s.skip_value(2).map(|()| s.i)
+    }
+
+    /// Holds the skipper to `serde_json`'s `RawValue` (what the full decoder reads): where the skipper
+    /// answers, `serde_json` accepts the same span; where `serde_json` accepts a value within the depth
+    /// limit, the skipper answers.
+    fn skip_agrees(text: &str, max_depth: usize) {
+        let text = text.trim_start_matches([' ', '\t', '\n', '\r']);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let serde = <&RawValue as serde::Deserialize>::deserialize(&mut de).ok().map(|r| r.get());
+        match (skipped(text, max_depth), serde) {
+            (Some(n), Some(raw)) => assert_eq!(&text[..n], raw, "{text:?}"),
+            (Some(n), None) => panic!("skipped {:?}, which serde_json refuses", &text[..n]),
+            (None, Some(raw)) => {
+                assert!(json_depth(raw) + 1 > max_depth, "gave up on {raw:?}, which serde_json accepts")
+            }
+            (None, None) => {}
+        }
+    }
+
+    #[test]
+    fn skip_value_follows_the_json_grammar() {
+        for v in [
+            "0",
+            "-0",
+            "-0.5e+3",
+            "1E9",
+            "12",
+            "01",
+            "-",
+            "1.",
+            "1.e3",
+            "1e",
+            "1e+",
+            ".5",
+            "+1",
+            "-a",
+            "true",
+            "tru",
+            "nul",
+            "null",
+            "falsey",
+            "\"\"",
+            "\"a\\u00e9\\ud800\"",
+            "\"\\uZZZZ\"",
+            "\"\\x\"",
+            "\"\\",
+            "\"a",
+            "\"tab\tx\"",
+            "[]",
+            "[ ]",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "[1,[2,[3]]]",
+            "{}",
+            "{ }",
+            "{\"a\":1,}",
+            "{\"a\" : [ {\"b\":null} ] , \"c\":\"d\"}",
+            "{a:1}",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1",
+            "[[[[",
+            "]",
+            "}",
+            "x",
+            "",
+            "{\"a\":1}}",
+            "[1]]",
+            "[1] [2]",
+        ] {
+            skip_agrees(v, 64);
+            skip_agrees(v, 2);
+        }
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(skipped(&deep(63), 64), Some(127));
+        assert_eq!(skipped(&deep(64), 64), None);
+        skip_agrees(&deep(300), 64);
     }
 
     #[test]
@@ -719,6 +942,21 @@ mod tests {
         #[test]
         fn fast_and_full_decoders_agree_on_events(text in any_event(), depth in prop::sample::select(&[2usize, 3, 64][..])) {
             agrees(&text, depth);
+        }
+
+        #[test]
+        fn skip_value_agrees_with_serde_json(v in any_value(), cut in 0usize..64, tail in "[\\],} x]{0,2}") {
+            skip_agrees(&v, 64);
+            skip_agrees(&v, 3);
+            skip_agrees(&format!("{v}{tail}"), 64);
+            if let Some(prefix) = v.get(..cut) {
+                skip_agrees(prefix, 64);
+            }
+        }
+
+        #[test]
+        fn skip_value_agrees_with_serde_json_on_json_like_text(s in r#"[{}\[\]":,a-z0-9 .\\eE+-]{0,40}"#) {
+            skip_agrees(&s, 64);
         }
 
         #[test]

@@ -229,7 +229,7 @@ pub fn json_depth(text: &str) -> usize {
 }
 
 /// Known top-level keys.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Field {
     Ts,
     AgentId,

@@ -41,14 +41,10 @@ struct Scanner<'a> {
 /// (JSON forbids them raw in strings); `None` when the text ends first.
 ///
 /// Most strings of an event (keys, ids, names, kinds) are short: the first bytes are tested eight at a
-/// time in a plain register (no set-up cost); a string still open after them is searched with `memchr`
-/// (vectorised) for its end, and that stretch checked for control characters in one branch-free pass.
-#[inline]
+/// time in a plain register (no set-up cost, inlined into every caller); a string still open after them
+/// is searched by [`long_string_stop`].
+#[inline(always)]
 fn string_stop(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    /// Words tested in the register before switching to the vectorised search.
-    const SHORT_WORDS: usize = 4;
     let mut i = 0;
     while i + 8 <= b.len() && i < 8 * SHORT_WORDS {
         let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("a slice of eight bytes"));
@@ -66,6 +62,19 @@ fn string_stop(b: &[u8]) -> Option<usize> {
         }
         i += 8;
     }
+    long_string_stop(b, i)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+/// Words tested in the register by [`string_stop`] before switching to the vectorised search.
+const SHORT_WORDS: usize = 4;
+
+/// [`string_stop`] past its first `i` bytes, which hold no special byte: fewer than eight bytes are
+/// left, or the string is long and `memchr` (vectorised) searches for its end, that stretch then
+/// checked for control characters in one branch-free pass.
+#[inline(never)]
+fn long_string_stop(b: &[u8], i: usize) -> Option<usize> {
     let rest = &b[i..];
     if i < 8 * SHORT_WORDS {
         // Fewer than eight bytes left.
@@ -78,6 +87,124 @@ fn string_stop(b: &[u8]) -> Option<usize> {
     }
     end.map(|p| i + p)
 }
+
+/// The known key at the start of `b` (which begins with its opening quote), and the length of the
+/// key with both quotes; `None` for anything else (an unknown key, an escaped one, a short input),
+/// which the general path then reads.
+///
+/// The bytes after the opening quote are loaded as one or two little-endian words and cut just after
+/// the first `"`: the cut words equal those of `known"` exactly when the key is `known`, so one
+/// comparison per candidate replaces scanning the key and matching it as a string.
+#[inline(always)]
+fn known_key(b: &[u8]) -> Option<(Field, usize)> {
+    if b.len() < 17 || b[0] != b'"' {
+        return None;
+    }
+    let w1 = u64::from_le_bytes(b[1..9].try_into().expect("a slice of eight bytes"));
+    let quotes = {
+        let x = w1 ^ (ONES * b'"' as u64);
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    if quotes != 0 {
+        // A key of at most seven bytes: keep it and its closing quote.
+        let kept = quotes.trailing_zeros() as usize / 8 + 1;
+        let field = match w1 & (u64::MAX >> (64 - 8 * kept)) {
+            K_TS => Field::Ts,
+            K_AGENT => Field::Agent,
+            K_KIND => Field::Kind,
+            K_ID => Field::Id,
+            K_OUTCOME => Field::Outcome,
+            K_ATTRS => Field::Attrs,
+            K_MODEL => Field::Model,
+            K_TOKENS => Field::Tokens,
+            K_TOOL => Field::Tool,
+            K_ARGS => Field::Args,
+            K_CALL_ID => Field::CallId,
+            K_BYTES => Field::Bytes,
+            K_PAYLOAD => Field::Payload,
+            K_DEST => Field::Dest,
+            K_METHOD => Field::Method,
+            K_PATH => Field::Path,
+            K_OP => Field::Op,
+            K_CMD => Field::Cmd,
+            K_ARGV => Field::Argv,
+            K_SCOPE => Field::Scope,
+            K_ROLE => Field::Role,
+            K_CONTENT => Field::Content,
+            K_METRIC => Field::Metric,
+            _ => return None,
+        };
+        return Some((field, 1 + kept));
+    }
+    // A longer key: its first eight bytes, then the rest and its closing quote.
+    let w2 = u64::from_le_bytes(b[9..17].try_into().expect("a slice of eight bytes"));
+    let quotes = {
+        let x = w2 ^ (ONES * b'"' as u64);
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    if quotes == 0 {
+        return None;
+    }
+    let kept = quotes.trailing_zeros() as usize / 8 + 1;
+    let field = match (w1, w2 & (u64::MAX >> (64 - 8 * kept))) {
+        (K_AGENT_ID, K_QUOTE) => Field::AgentId,
+        (K_BYTES_IN, K_QUOTE) => Field::BytesIn,
+        (K_BYTES_OU, K_T) => Field::BytesOut,
+        (K_SESSION_, K_ID) => Field::SessionId,
+        (K_PRIVILEG, K_ED) => Field::Privileged,
+        (K_LATENCY_, K_MS) => Field::LatencyMs,
+        (K_PRINCIPA, K_L) => Field::Principal,
+        _ => return None,
+    };
+    Some((field, 9 + kept))
+}
+
+/// Up to eight bytes of `text` as a little-endian word (the rest zero): how [`known_key`] sees them.
+const fn word(text: &[u8]) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < text.len() && i < 8 {
+        w |= (text[i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+const K_TS: u64 = word(b"ts\"");
+const K_AGENT: u64 = word(b"agent\"");
+const K_KIND: u64 = word(b"kind\"");
+const K_ID: u64 = word(b"id\"");
+const K_OUTCOME: u64 = word(b"outcome\"");
+const K_ATTRS: u64 = word(b"attrs\"");
+const K_MODEL: u64 = word(b"model\"");
+const K_TOKENS: u64 = word(b"tokens\"");
+const K_TOOL: u64 = word(b"tool\"");
+const K_ARGS: u64 = word(b"args\"");
+const K_CALL_ID: u64 = word(b"call_id\"");
+const K_BYTES: u64 = word(b"bytes\"");
+const K_PAYLOAD: u64 = word(b"payload\"");
+const K_DEST: u64 = word(b"dest\"");
+const K_METHOD: u64 = word(b"method\"");
+const K_PATH: u64 = word(b"path\"");
+const K_OP: u64 = word(b"op\"");
+const K_CMD: u64 = word(b"cmd\"");
+const K_ARGV: u64 = word(b"argv\"");
+const K_SCOPE: u64 = word(b"scope\"");
+const K_ROLE: u64 = word(b"role\"");
+const K_CONTENT: u64 = word(b"content\"");
+const K_METRIC: u64 = word(b"metric\"");
+const K_AGENT_ID: u64 = word(b"agent_id");
+const K_BYTES_IN: u64 = word(b"bytes_in");
+const K_BYTES_OU: u64 = word(b"bytes_ou");
+const K_SESSION_: u64 = word(b"session_");
+const K_PRIVILEG: u64 = word(b"privileg");
+const K_LATENCY_: u64 = word(b"latency_");
+const K_PRINCIPA: u64 = word(b"principa");
+const K_QUOTE: u64 = word(b"\"");
+const K_T: u64 = word(b"t\"");
+const K_ED: u64 = word(b"ed\"");
+const K_MS: u64 = word(b"ms\"");
+const K_L: u64 = word(b"l\"");
 
 impl<'a> Scanner<'a> {
     #[inline]
@@ -108,29 +235,31 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string at the cursor: borrowed, or unescaped by `serde_json` when it has escapes.
-    #[inline]
+    /// A string at the cursor: borrowed, or unescaped (exactly as `serde_json` does) when it has
+    /// escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<Str<'a>> {
         if self.peek()? != b'"' {
             return None;
         }
         let start = self.i + 1;
         let j = start + string_stop(&self.b[start..])?;
-        match self.b[j] {
-            b'"' => {
-                self.i = j + 1;
-                Some(Cow::Borrowed(&self.s[start..j]))
-            }
-            b'\\' => self.escaped(j),
-            _ => None,
+        if self.b[j] == b'"' {
+            self.i = j + 1;
+            return Some(Cow::Borrowed(&self.s[start..j]));
         }
+        self.escaped(j)
     }
 
-    /// The rest of a string with escapes, the first one at `j`, unescaped exactly as `serde_json`
-    /// (the full decoder) does. A lone surrogate (which `serde_json` refuses) or an unknown escape
-    /// goes to the full decoder.
+    /// The rest of a string interrupted at `j` (by a backslash, or by a control character, which
+    /// gives up), unescaped exactly as `serde_json` (the full decoder) does. A lone surrogate (which
+    /// `serde_json` refuses) or an unknown escape goes to the full decoder.
     #[cold]
+    #[inline(never)]
     fn escaped(&mut self, mut j: usize) -> Option<Str<'a>> {
+        if self.b[j] != b'\\' {
+            return None;
+        }
         let start = self.i + 1;
         let mut out = String::with_capacity(j - start + 256);
         out.push_str(&self.s[start..j]);
@@ -190,19 +319,25 @@ impl<'a> Scanner<'a> {
     }
 
     /// A key without escapes (an escaped key is left to the full decoder).
-    #[inline]
+    #[inline(always)]
     fn key(&mut self) -> Option<&'a str> {
-        match self.string()? {
-            Cow::Borrowed(k) => Some(k),
-            Cow::Owned(_) => None,
+        if self.peek()? != b'"' {
+            return None;
         }
+        let start = self.i + 1;
+        let j = start + string_stop(&self.b[start..])?;
+        if self.b[j] != b'"' {
+            return None;
+        }
+        self.i = j + 1;
+        Some(&self.s[start..j])
     }
 
     /// An optional string field: a string or `null`.
     #[inline]
     fn opt_str(&mut self) -> Option<Option<Str<'a>>> {
-        if self.null() {
-            return Some(None);
+        if self.peek()? != b'"' {
+            return self.null().then_some(None);
         }
         self.string().map(Some)
     }
@@ -418,10 +553,31 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn member_key(&mut self) -> Option<&'a str> {
         let k = self.key()?;
-        self.ws();
-        self.eat(b':')?;
-        self.ws();
+        self.colon()?;
         Some(k)
+    }
+
+    /// `:` with the whitespace around it.
+    #[inline(always)]
+    fn colon(&mut self) -> Option<()> {
+        if self.eat(b':').is_none() {
+            self.ws();
+            self.eat(b':')?;
+        }
+        self.ws();
+        Some(())
+    }
+
+    /// A member of the event object up to its value: `"key" :`, the key as a [`Field`]. A known key is
+    /// recognised in a register by [`known_key`]; anything else takes [`Scanner::member_key`].
+    #[inline(always)]
+    fn member_field(&mut self) -> Option<Field> {
+        if let Some((field, len)) = self.b.get(self.i..).and_then(known_key) {
+            self.i += len;
+            self.colon()?;
+            return Some(field);
+        }
+        self.member_key().map(Field::from_key)
     }
 
     /// The start of an optional object: `null` or `{}` (false), or `{` before its first member (true).
@@ -520,7 +676,7 @@ impl<'a> Scanner<'a> {
         let (mut seen, mut outcome, mut role) = (0u64, None, None);
         // An empty object lacks the required fields: the full decoder says which.
         loop {
-            let field = Field::from_key(self.member_key()?);
+            let field = self.member_field()?;
             if field != Field::Unknown {
                 let bit = 1u64 << (field as u32);
                 if seen & bit != 0 {
@@ -777,6 +933,36 @@ mod tests {
         skip_agrees(&deep(300), 64);
     }
 
+    /// Holds [`known_key`] to the general path (scan the key, match it as a string).
+    fn known_key_agrees(text: &str) {
+        let mut s = Scanner { s: text, b: text.as_bytes(), i: 0, max_depth: 64 };
+        let general = s.key().map(|k| (Field::from_key(k), s.i));
+        match known_key(text.as_bytes()) {
+            Some((field, len)) => assert!(general == Some((field, len)), "{text:?}"),
+            None => assert!(
+                text.len() < 17 || !matches!(general, Some((f, _)) if f != Field::Unknown),
+                "missed the known key in {text:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn known_keys_are_recognised_in_a_register() {
+        let nul = "\u{0}".repeat(16);
+        for &k in KEYS {
+            for after in [":1,\"kind\":\"x\"}", " : 1 , \"kind\" : \"x\" }", nul.as_str()] {
+                let text = format!("\"{k}\"{after}");
+                known_key_agrees(&text);
+                assert_eq!(known_key(text.as_bytes()).is_some(), k != "extra", "{text:?}");
+                known_key_agrees(&format!("\"{k}x\"{after}"));
+                known_key_agrees(&format!("\"{k}\\\"{after}"));
+                known_key_agrees(&format!("\"{}\"{after}", &k[..k.len() - 1]));
+                known_key_agrees(&format!("\"{k}\u{0}\"{after}"));
+            }
+        }
+        assert_eq!(known_key(br#""ts":0}"#), None, "too short to load two words: the general path");
+    }
+
     #[test]
     fn string_stop_finds_the_first_special_byte() {
         for (s, want) in [
@@ -952,6 +1138,17 @@ mod tests {
             if let Some(prefix) = v.get(..cut) {
                 skip_agrees(prefix, 64);
             }
+        }
+
+        #[test]
+        fn known_key_agrees_with_the_general_path(
+            k in prop::sample::select(KEYS),
+            cut in 0usize..12,
+            noise in "[a-z_\"\\\\\u{0}\u{1f}é:]{0,20}",
+        ) {
+            known_key_agrees(&format!("\"{}{noise}", k.get(..cut).unwrap_or(k)));
+            known_key_agrees(&format!("\"{k}\"{noise}"));
+            known_key_agrees(&format!("\"{noise}"));
         }
 
         #[test]

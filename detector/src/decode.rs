@@ -107,6 +107,16 @@ impl fmt::Display for Reject {
 
 /// Decodes one record (a JSON Lines line without its newline, a Kafka value, ...).
 pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reject> {
+    let mut ev = Event::new(0, "", Kind::Other);
+    decode_into(bytes, limits, &mut ev)?;
+    Ok(ev)
+}
+
+/// [`decode`] into `ev`, which must be as [`Event::new`] leaves it (its contents are unspecified
+/// after a reject). A caller that keeps events in place (a batch, a queue) saves moving the large
+/// [`Event`] out of a `Result` and into its slot.
+#[inline]
+pub fn decode_into<'a>(bytes: &'a [u8], limits: &Limits, ev: &mut Event<'a>) -> Result<(), Reject> {
     if bytes.len() > limits.max_event_bytes {
         return Err(Reject::new(
             Reason::TooLarge,
@@ -115,11 +125,18 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reject>
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Reject::new(Reason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-    decode_str(text, limits)
+    decode_str_into(text, limits, ev)
 }
 
 /// Decodes one record already known to be UTF-8.
 pub fn decode_str<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reject> {
+    let mut ev = Event::new(0, "", Kind::Other);
+    decode_str_into(text, limits, &mut ev)?;
+    Ok(ev)
+}
+
+/// [`decode_str`] into `ev`, as [`decode_into`].
+fn decode_str_into<'a>(text: &'a str, limits: &Limits, ev: &mut Event<'a>) -> Result<(), Reject> {
     if text.len() > limits.max_event_bytes {
         return Err(Reject::new(
             Reason::TooLarge,
@@ -132,11 +149,11 @@ pub fn decode_str<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Rejec
     }
     // The common case first: a well-formed event in the usual shape, scanned in one pass. Anything
     // else (including every reject) takes the full decoder below, which has the final word.
-    let mut ev = Event::new(0, "", Kind::Other);
-    if limits.max_depth >= 2 && fast::decode_into(text, limits.max_depth, &mut ev) {
-        return Ok(ev);
+    if limits.max_depth >= 2 && fast::decode_into(text, limits.max_depth, ev) {
+        return Ok(());
     }
-    decode_full(text, limits)
+    *ev = decode_full(text, limits)?;
+    Ok(())
 }
 
 /// The full decoder: every input, every check, the precise reason of a reject. `text` is trimmed at

@@ -369,15 +369,27 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn uint(&mut self) -> Option<u64> {
         let start = self.i;
-        let digits = self.b[start..].iter().take(20).take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 || digits > 19 || (digits > 1 && self.b[start] == b'0') {
+        let (mut i, mut v) = (start, 0u64);
+        while let Some(&c) = self.b.get(i) {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            if i - start == 19 {
+                // A twentieth digit: possibly beyond `u64` (19 digits never are).
+                return None;
+            }
+            v = v * 10 + digit as u64;
+            i += 1;
+        }
+        if i == start || (i - start > 1 && self.b[start] == b'0') {
             return None;
         }
-        if let Some(b'.' | b'e' | b'E') = self.b.get(start + digits) {
+        if let Some(b'.' | b'e' | b'E') = self.b.get(i) {
             return None;
         }
-        self.i = start + digits;
-        Some(self.b[start..self.i].iter().fold(0u64, |v, &c| v * 10 + (c - b'0') as u64))
+        self.i = i;
+        Some(v)
     }
 
     /// An optional unsigned integer field.
@@ -984,6 +996,20 @@ mod tests {
             }
         }
         assert_eq!(known_key(br#""ts":0}"#), None, "too short to load two words: the general path");
+    }
+
+    #[test]
+    fn uint_takes_at_most_19_digits_and_no_fraction() {
+        let read = |text: &str| {
+            let mut s = Scanner { s: text, b: text.as_bytes(), i: 0, max_depth: 64 };
+            s.uint().map(|v| (v, s.i))
+        };
+        assert_eq!(read("0"), Some((0, 1)));
+        assert_eq!(read("12,"), Some((12, 2)));
+        assert_eq!(read("9999999999999999999}"), Some((9_999_999_999_999_999_999, 19)));
+        for text in ["", "-1", "00", "01", "1.5", "1e3", "2E1", "10000000000000000000", "x"] {
+            assert_eq!(read(text), None, "{text:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! limit, and duplicate keys (refused: two parsers could disagree on which value counts). It borrows every
 //! string it can from the input and never allocates for a well-formed event without escapes.
 
-use crate::event::{Event, Kind, Outcome, Role, Str, TsField};
+use crate::event::{Event, Kind, Outcome, RawJson, Role, Str, TsField};
 use crate::time::{parse_rfc3339_ms, MAX_TS_MS, MIN_TS_MS};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -107,6 +107,16 @@ impl fmt::Display for Reject {
 
 /// Decodes one record (a JSON Lines line without its newline, a Kafka value, ...).
 pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reject> {
+    let mut ev = Event::new(0, "", Kind::Other);
+    decode_into(bytes, limits, &mut ev)?;
+    Ok(ev)
+}
+
+/// [`decode`] into `ev`, which must be as [`Event::new`] leaves it (its contents are unspecified
+/// after a reject). A caller that keeps events in place (a batch, a queue) saves moving the large
+/// [`Event`] out of a `Result` and into its slot.
+#[inline]
+pub fn decode_into<'a>(bytes: &'a [u8], limits: &Limits, ev: &mut Event<'a>) -> Result<(), Reject> {
     if bytes.len() > limits.max_event_bytes {
         return Err(Reject::new(
             Reason::TooLarge,
@@ -115,11 +125,18 @@ pub fn decode<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reject>
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Reject::new(Reason::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-    decode_str(text, limits)
+    decode_str_into(text, limits, ev)
 }
 
 /// Decodes one record already known to be UTF-8.
 pub fn decode_str<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reject> {
+    let mut ev = Event::new(0, "", Kind::Other);
+    decode_str_into(text, limits, &mut ev)?;
+    Ok(ev)
+}
+
+/// [`decode_str`] into `ev`, as [`decode_into`].
+fn decode_str_into<'a>(text: &'a str, limits: &Limits, ev: &mut Event<'a>) -> Result<(), Reject> {
     if text.len() > limits.max_event_bytes {
         return Err(Reject::new(
             Reason::TooLarge,
@@ -132,11 +149,11 @@ pub fn decode_str<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Rejec
     }
     // The common case first: a well-formed event in the usual shape, scanned in one pass. Anything
     // else (including every reject) takes the full decoder below, which has the final word.
-    let mut ev = Event::new(0, "", Kind::Other);
-    if limits.max_depth >= 2 && fast::decode_into(text, limits.max_depth, &mut ev) {
-        return Ok(ev);
+    if limits.max_depth >= 2 && fast::decode_into(text, limits.max_depth, ev) {
+        return Ok(());
     }
-    decode_full(text, limits)
+    *ev = decode_full(text, limits)?;
+    Ok(())
 }
 
 /// The full decoder: every input, every check, the precise reason of a reject. `text` is trimmed at
@@ -229,7 +246,7 @@ pub fn json_depth(text: &str) -> usize {
 }
 
 /// Known top-level keys.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Field {
     Ts,
     AgentId,
@@ -592,7 +609,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                             return Err(self.ctx.fail(Reason::WrongType, "field `attrs` must be an object".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
-                        ev.attrs = Some(raw);
+                        ev.attrs = Some(RawJson::new(raw.get()));
                     }
                 }
                 Field::Model => ev.model = str_field!(),
@@ -613,7 +630,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                                 .fail(Reason::WrongType, "field `args` must be an object or a string".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
-                        ev.args = Some(raw);
+                        ev.args = Some(RawJson::new(raw.get()));
                     }
                 }
                 Field::CallId => ev.call_id = str_field!(),
@@ -633,7 +650,7 @@ impl<'de> Visitor<'de> for EventVisitor<'_> {
                             return Err(self.ctx.fail(Reason::WrongType, "field `argv` must be an array".into()));
                         }
                         self.ctx.check_depth(raw, 2)?;
-                        ev.argv = Some(raw);
+                        ev.argv = Some(RawJson::new(raw.get()));
                     }
                 }
                 Field::Scope => ev.scope = str_field!(),

@@ -5,7 +5,6 @@
 //! as unparsed slices. Fields of every kind live side by side: a field that does not belong to the event's
 //! kind is harmless and ignored by the detectors.
 
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// A string field of an event: borrowed from the input unless it contained escapes.
@@ -153,6 +152,23 @@ pub enum TsField<'a> {
     Text(Str<'a>),
 }
 
+/// A JSON value kept as its text, unparsed (`args`, `attrs`, `argv`): only the decoder makes one,
+/// after checking that the text is one well-formed JSON value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// `text` must be one valid JSON value without surrounding whitespace (the decoder's invariant).
+    pub(crate) fn new(text: &'a str) -> RawJson<'a> {
+        RawJson(text)
+    }
+
+    /// The value's JSON text, as it appeared in the input.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
 /// One decoded agent event. Field meanings are those of `spec/events.md`.
 #[derive(Clone, Debug)]
 pub struct Event<'a> {
@@ -170,7 +186,7 @@ pub struct Event<'a> {
     pub id: Option<Str<'a>>,
     pub outcome: Outcome,
     pub privileged: bool,
-    pub attrs: Option<&'a RawValue>,
+    pub attrs: Option<RawJson<'a>>,
     // llm_call
     pub model: Option<Str<'a>>,
     pub tokens_input: Option<u64>,
@@ -179,7 +195,7 @@ pub struct Event<'a> {
     // tool_call / tool_result
     pub tool: Option<Str<'a>>,
     /// Object or string, unparsed.
-    pub args: Option<&'a RawValue>,
+    pub args: Option<RawJson<'a>>,
     pub call_id: Option<Str<'a>>,
     pub bytes: Option<u64>,
     pub payload: Option<Str<'a>>,
@@ -194,7 +210,7 @@ pub struct Event<'a> {
     // process
     pub cmd: Option<Str<'a>>,
     /// Array, unparsed.
-    pub argv: Option<&'a RawValue>,
+    pub argv: Option<RawJson<'a>>,
     // auth
     pub scope: Option<Str<'a>>,
     pub principal: Option<Str<'a>>,

@@ -36,7 +36,7 @@ pub mod time;
 
 pub use alert::{Alert, Position};
 pub use config::EngineConfig;
-pub use decode::{decode, Limits, Reason, Reject};
+pub use decode::{decode, decode_into, Limits, Reason, Reject};
 pub use engine::Engine;
 pub use event::{Event, Kind};
 pub use shard::{Shard, ShardStats, Verdict};

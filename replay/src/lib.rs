@@ -41,12 +41,12 @@ use vigil_detector::blast::BlastRadius;
 use vigil_detector::classes::ClassTable;
 use vigil_detector::config::ConfigError;
 use vigil_detector::dead_letter::write_record;
-use vigil_detector::decode::{decode, Limits, Reason, Reject};
+use vigil_detector::decode::{decode_into, Limits, Reason, Reject};
 use vigil_detector::engine::shard_of;
 use vigil_detector::hash::{hash_str, ns};
 use vigil_detector::output::write_score_line;
 use vigil_detector::score::model::ModelSet;
-use vigil_detector::{Alert, Engine, EngineConfig, Event, Position, Shard};
+use vigil_detector::{Alert, Engine, EngineConfig, Event, Kind, Position, Shard};
 use vigil_rules::Pack;
 
 /// What can stop a replay. Every variant is the user's input or environment, not a bug: the CLI maps
@@ -136,14 +136,6 @@ pub struct ReplaySummary {
     pub kept_alerts: Vec<Alert>,
     /// Kill actions withheld by the blast-radius cap.
     pub kills_withheld: u64,
-}
-
-/// A line after decoding. Rejects are rare, so the size difference costs nothing; boxing the event
-/// would cost an allocation per event.
-#[allow(clippy::large_enum_variant)]
-enum Decoded<'a> {
-    Event { ev: Event<'a>, shard: u32, agent_hash: u64 },
-    Rejected(Reject),
 }
 
 /// What a detect worker produced for one event.
@@ -259,21 +251,25 @@ pub fn source_name(path: &str) -> String {
     }
 }
 
-fn decode_line<'a>(batch: &'a Batch, l: &input::LineRef, limits: &Limits, shards: usize) -> Decoded<'a> {
+/// Decodes line `l` into `ev` (as [`Event::new`] leaves it): its shard and agent hash, or why it was
+/// rejected. The event is decoded in its final place, not moved there.
+fn decode_line<'a>(
+    batch: &'a Batch,
+    l: &input::LineRef,
+    limits: &Limits,
+    shards: usize,
+    ev: &mut Event<'a>,
+) -> Result<(u32, u64), Reject> {
     if let Some(len) = l.too_long {
-        return Decoded::Rejected(Reject::new(
+        return Err(Reject::new(
             Reason::TooLarge,
             format!("event is {len} bytes, the limit is {}", limits.max_event_bytes),
         ));
     }
-    match decode(batch.bytes(l), limits) {
-        Ok(ev) => {
-            let shard = shard_of(&ev.agent_id, shards) as u32;
-            let agent_hash = hash_str(ns::VALUE, &ev.agent_id);
-            Decoded::Event { ev, shard, agent_hash }
-        }
-        Err(r) => Decoded::Rejected(r),
-    }
+    decode_into(batch.bytes(l), limits, ev)?;
+    let shard = shard_of(&ev.agent_id, shards) as u32;
+    let agent_hash = hash_str(ns::VALUE, &ev.agent_id);
+    Ok((shard, agent_hash))
 }
 
 /// A decoded event on its way to its shard.
@@ -336,20 +332,30 @@ fn detect_worker(w: usize, sh: &Shared, out: &mut WorkerOut) -> usize {
     let lines = batch.lines.chunks(per).nth(w).unwrap_or(&[]);
     let mut items = Vec::with_capacity(lines.len());
     for l in lines {
-        match decode_line(batch, l, sh.limits, total_shards) {
-            Decoded::Rejected(r) => out.lines.push(LineOut::Rejected(r)),
-            Decoded::Event { ev, shard, agent_hash } => {
+        // Decoded in its slot; a rejected line's slot is taken back.
+        items.push(Item {
+            ev: Event::new(0, "", Kind::Other),
+            shard: 0,
+            pos: Position { source: l.source, offset: l.line },
+        });
+        let item = items.last_mut().expect("an item was just pushed");
+        match decode_line(batch, l, sh.limits, total_shards, &mut item.ev) {
+            Err(r) => {
+                items.pop();
+                out.lines.push(LineOut::Rejected(r));
+            }
+            Ok((shard, agent_hash)) => {
+                item.shard = shard;
                 let start = out.names.len() as u32;
                 if sh.with_names {
-                    out.names.push_str(&ev.agent_id);
+                    out.names.push_str(&item.ev.agent_id);
                 }
                 out.lines.push(LineOut::Event {
                     agent_hash,
-                    ts_ms: ev.ts_ms,
+                    ts_ms: item.ev.ts_ms,
                     worker: sh.owner[shard as usize].0,
                     name: (start, out.names.len() as u32),
                 });
-                items.push(Item { ev, shard, pos: Position { source: l.source, offset: l.line } });
             }
         }
     }
@@ -520,9 +526,10 @@ fn run_sequential(batch: &Batch, engine: &mut Engine, limits: &Limits, sink: &mu
     let with_scores = sink.scores_out.is_some();
     let mut score_buf = String::with_capacity(256);
     for l in &batch.lines {
-        match decode_line(batch, l, limits, shards) {
-            Decoded::Rejected(r) => sink.rejected(&r, l.source, l.line, batch.bytes(l))?,
-            Decoded::Event { ev, agent_hash, .. } => {
+        let mut ev = Event::new(0, "", Kind::Other);
+        match decode_line(batch, l, limits, shards, &mut ev) {
+            Err(r) => sink.rejected(&r, l.source, l.line, batch.bytes(l))?,
+            Ok((_, agent_hash)) => {
                 let v = engine.process(&ev, Position { source: l.source, offset: l.line });
                 score_buf.clear();
                 if with_scores && !v.duplicate {

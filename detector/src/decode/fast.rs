@@ -11,13 +11,12 @@
 //! What it does itself: the event object's keys (unescaped, matched once), strings (borrowed; an escaped
 //! one is unescaped by `serde_json`, exactly as the full decoder does), unsigned integers, booleans,
 //! `null`, `ts` in both forms, the `tokens` and `metric` objects inline; raw values (`args`, `attrs`,
-//! `argv`, unknown fields) are delimited and validated by `serde_json`'s own skipping parser.
+//! `argv`, unknown fields) are delimited and validated by [`Scanner::skip_value`], which accepts exactly
+//! what `serde_json`'s skipping parser accepts (a differential test below holds it to that).
 
-use super::{json_depth, Field};
-use crate::event::{Event, Kind, Outcome, Role, Str, TsField};
+use super::Field;
+use crate::event::{Event, Kind, Outcome, RawJson, Role, Str, TsField};
 use crate::time::{parse_rfc3339_ms, MAX_TS_MS, MIN_TS_MS};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// Deepest nesting the fast path handles itself; deeper values go to the full decoder (which applies
@@ -42,31 +41,45 @@ struct Scanner<'a> {
 /// (JSON forbids them raw in strings); `None` when the text ends first.
 ///
 /// Most strings of an event (keys, ids, names, kinds) are short: the first bytes are tested eight at a
-/// time in a plain register (no set-up cost); a string still open after them is searched with `memchr`
-/// (vectorised) for its end, and that stretch checked for control characters in one branch-free pass.
-#[inline]
+/// time in a plain register (no set-up cost, inlined into every caller); a string still open after them
+/// is searched by [`long_string_stop`].
+#[inline(always)]
 fn string_stop(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    /// Words tested in the register before switching to the vectorised search.
-    const SHORT_WORDS: usize = 4;
     let mut i = 0;
     while i + 8 <= b.len() && i < 8 * SHORT_WORDS {
-        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("a slice of eight bytes"));
-        // The high bit of a byte is set when it is `"`, `\\` or below 0x20 (each test: zero after the
-        // xor, or below the bound). A borrow can only mark a byte above a true match, so the lowest
-        // mark is exact.
-        let quote = w ^ (ONES * b'"' as u64);
-        let backslash = w ^ (ONES * b'\\' as u64);
-        let marks = ((quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
-            | (w.wrapping_sub(ONES * 0x20) & !w))
-            & HIGH;
+        let marks = special_marks(u64::from_le_bytes(b[i..i + 8].try_into().expect("a slice of eight bytes")));
         if marks != 0 {
             return Some(i + (marks.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
+    long_string_stop(b, i)
+}
+
+/// The special bytes of a string (`"`, `\\`, below 0x20) among the eight bytes of `w` (little-endian):
+/// the high bit of each such byte set; the lowest set bit marks the first of them.
+#[inline(always)]
+fn special_marks(w: u64) -> u64 {
+    // Each test: zero after the xor, or below the bound. A borrow can only mark a byte above a true
+    // match, so the lowest mark is exact.
+    let quote = w ^ (ONES * b'"' as u64);
+    let backslash = w ^ (ONES * b'\\' as u64);
+    ((quote.wrapping_sub(ONES) & !quote)
+        | (backslash.wrapping_sub(ONES) & !backslash)
+        | (w.wrapping_sub(ONES * 0x20) & !w))
+        & HIGH
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+/// Words tested in the register by [`string_stop`] before switching to the vectorised search.
+const SHORT_WORDS: usize = 4;
+
+/// [`string_stop`] past its first `i` bytes, which hold no special byte: fewer than eight bytes are
+/// left, or the string is long and `memchr` (vectorised) searches for its end, that stretch then
+/// checked for control characters in one branch-free pass.
+#[inline(never)]
+fn long_string_stop(b: &[u8], i: usize) -> Option<usize> {
     let rest = &b[i..];
     if i < 8 * SHORT_WORDS {
         // Fewer than eight bytes left.
@@ -79,6 +92,124 @@ fn string_stop(b: &[u8]) -> Option<usize> {
     }
     end.map(|p| i + p)
 }
+
+/// The known key at the start of `b` (which begins with its opening quote), and the length of the
+/// key with both quotes; `None` for anything else (an unknown key, an escaped one, a short input),
+/// which the general path then reads.
+///
+/// The bytes after the opening quote are loaded as one or two little-endian words and cut just after
+/// the first `"`: the cut words equal those of `known"` exactly when the key is `known`, so one
+/// comparison per candidate replaces scanning the key and matching it as a string.
+#[inline(always)]
+fn known_key(b: &[u8]) -> Option<(Field, usize)> {
+    if b.len() < 17 || b[0] != b'"' {
+        return None;
+    }
+    let w1 = u64::from_le_bytes(b[1..9].try_into().expect("a slice of eight bytes"));
+    let quotes = {
+        let x = w1 ^ (ONES * b'"' as u64);
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    if quotes != 0 {
+        // A key of at most seven bytes: keep it and its closing quote.
+        let kept = quotes.trailing_zeros() as usize / 8 + 1;
+        let field = match w1 & (u64::MAX >> (64 - 8 * kept)) {
+            K_TS => Field::Ts,
+            K_AGENT => Field::Agent,
+            K_KIND => Field::Kind,
+            K_ID => Field::Id,
+            K_OUTCOME => Field::Outcome,
+            K_ATTRS => Field::Attrs,
+            K_MODEL => Field::Model,
+            K_TOKENS => Field::Tokens,
+            K_TOOL => Field::Tool,
+            K_ARGS => Field::Args,
+            K_CALL_ID => Field::CallId,
+            K_BYTES => Field::Bytes,
+            K_PAYLOAD => Field::Payload,
+            K_DEST => Field::Dest,
+            K_METHOD => Field::Method,
+            K_PATH => Field::Path,
+            K_OP => Field::Op,
+            K_CMD => Field::Cmd,
+            K_ARGV => Field::Argv,
+            K_SCOPE => Field::Scope,
+            K_ROLE => Field::Role,
+            K_CONTENT => Field::Content,
+            K_METRIC => Field::Metric,
+            _ => return None,
+        };
+        return Some((field, 1 + kept));
+    }
+    // A longer key: its first eight bytes, then the rest and its closing quote.
+    let w2 = u64::from_le_bytes(b[9..17].try_into().expect("a slice of eight bytes"));
+    let quotes = {
+        let x = w2 ^ (ONES * b'"' as u64);
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    if quotes == 0 {
+        return None;
+    }
+    let kept = quotes.trailing_zeros() as usize / 8 + 1;
+    let field = match (w1, w2 & (u64::MAX >> (64 - 8 * kept))) {
+        (K_AGENT_ID, K_QUOTE) => Field::AgentId,
+        (K_BYTES_IN, K_QUOTE) => Field::BytesIn,
+        (K_BYTES_OU, K_T) => Field::BytesOut,
+        (K_SESSION_, K_ID) => Field::SessionId,
+        (K_PRIVILEG, K_ED) => Field::Privileged,
+        (K_LATENCY_, K_MS) => Field::LatencyMs,
+        (K_PRINCIPA, K_L) => Field::Principal,
+        _ => return None,
+    };
+    Some((field, 9 + kept))
+}
+
+/// Up to eight bytes of `text` as a little-endian word (the rest zero): how [`known_key`] sees them.
+const fn word(text: &[u8]) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < text.len() && i < 8 {
+        w |= (text[i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+const K_TS: u64 = word(b"ts\"");
+const K_AGENT: u64 = word(b"agent\"");
+const K_KIND: u64 = word(b"kind\"");
+const K_ID: u64 = word(b"id\"");
+const K_OUTCOME: u64 = word(b"outcome\"");
+const K_ATTRS: u64 = word(b"attrs\"");
+const K_MODEL: u64 = word(b"model\"");
+const K_TOKENS: u64 = word(b"tokens\"");
+const K_TOOL: u64 = word(b"tool\"");
+const K_ARGS: u64 = word(b"args\"");
+const K_CALL_ID: u64 = word(b"call_id\"");
+const K_BYTES: u64 = word(b"bytes\"");
+const K_PAYLOAD: u64 = word(b"payload\"");
+const K_DEST: u64 = word(b"dest\"");
+const K_METHOD: u64 = word(b"method\"");
+const K_PATH: u64 = word(b"path\"");
+const K_OP: u64 = word(b"op\"");
+const K_CMD: u64 = word(b"cmd\"");
+const K_ARGV: u64 = word(b"argv\"");
+const K_SCOPE: u64 = word(b"scope\"");
+const K_ROLE: u64 = word(b"role\"");
+const K_CONTENT: u64 = word(b"content\"");
+const K_METRIC: u64 = word(b"metric\"");
+const K_AGENT_ID: u64 = word(b"agent_id");
+const K_BYTES_IN: u64 = word(b"bytes_in");
+const K_BYTES_OU: u64 = word(b"bytes_ou");
+const K_SESSION_: u64 = word(b"session_");
+const K_PRIVILEG: u64 = word(b"privileg");
+const K_LATENCY_: u64 = word(b"latency_");
+const K_PRINCIPA: u64 = word(b"principa");
+const K_QUOTE: u64 = word(b"\"");
+const K_T: u64 = word(b"t\"");
+const K_ED: u64 = word(b"ed\"");
+const K_MS: u64 = word(b"ms\"");
+const K_L: u64 = word(b"l\"");
 
 impl<'a> Scanner<'a> {
     #[inline]
@@ -109,51 +240,56 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string at the cursor: borrowed, or unescaped by `serde_json` when it has escapes.
-    #[inline]
+    /// A string at the cursor: borrowed, or unescaped (exactly as `serde_json` does) when it has
+    /// escapes.
+    #[inline(always)]
     fn string(&mut self) -> Option<Str<'a>> {
         if self.peek()? != b'"' {
             return None;
         }
         let start = self.i + 1;
         let j = start + string_stop(&self.b[start..])?;
-        match self.b[j] {
-            b'"' => {
-                self.i = j + 1;
-                Some(Cow::Borrowed(&self.s[start..j]))
-            }
-            b'\\' => self.escaped(j),
-            _ => None,
+        if self.b[j] == b'"' {
+            self.i = j + 1;
+            return Some(Cow::Borrowed(&self.s[start..j]));
         }
+        self.escaped(j)
     }
 
-    /// The rest of a string with escapes, the first one at `j`, unescaped exactly as `serde_json`
-    /// (the full decoder) does. A lone surrogate (which `serde_json` refuses) or an unknown escape
-    /// goes to the full decoder.
+    /// The rest of a string interrupted at `j` (by a backslash, or by a control character, which
+    /// gives up), unescaped exactly as `serde_json` (the full decoder) does. A lone surrogate (which
+    /// `serde_json` refuses) or an unknown escape goes to the full decoder.
+    ///
+    /// Escaped text (JSON inside a string, typically) alternates short runs and escapes: a run that
+    /// ends within the next eight bytes is copied as one word and the copy cut back to it, rather
+    /// than by a `memcpy` call per run.
     #[cold]
+    #[inline(never)]
     fn escaped(&mut self, mut j: usize) -> Option<Str<'a>> {
+        let b = self.b;
+        if b[j] != b'\\' {
+            return None;
+        }
         let start = self.i + 1;
-        let mut out = String::with_capacity(j - start + 256);
-        out.push_str(&self.s[start..j]);
+        let mut out: Vec<u8> = Vec::with_capacity(j - start + 256);
+        out.extend_from_slice(&b[start..j]);
         loop {
-            // `self.b[j]` is a backslash.
-            let c = *self.b.get(j + 1)?;
+            // `b[j]` is a backslash.
+            let c = *b.get(j + 1)?;
             j += 2;
-            out.push(match c {
-                b'"' => '"',
-                b'\\' => '\\',
-                b'/' => '/',
-                b'b' => '\u{8}',
-                b'f' => '\u{c}',
-                b'n' => '\n',
-                b'r' => '\r',
-                b't' => '\t',
+            match c {
+                b'"' | b'\\' | b'/' => out.push(c),
+                b'b' => out.push(0x08),
+                b'f' => out.push(0x0c),
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b't' => out.push(b'\t'),
                 b'u' => {
                     let hi = self.hex4(j)?;
                     j += 4;
                     let cp = match hi {
                         0xD800..=0xDBFF => {
-                            if self.b.get(j..j + 2)? != b"\\u" {
+                            if b.get(j..j + 2)? != b"\\u" {
                                 return None;
                             }
                             let lo = self.hex4(j + 2)?;
@@ -166,16 +302,31 @@ impl<'a> Scanner<'a> {
                         0xDC00..=0xDFFF => return None,
                         cp => cp,
                     };
-                    char::from_u32(cp)?
+                    out.extend_from_slice(char::from_u32(cp)?.encode_utf8(&mut [0; 4]).as_bytes());
                 }
                 _ => return None,
-            });
-            let k = j + string_stop(&self.b[j..])?;
-            out.push_str(&self.s[j..k]);
-            match self.b[k] {
+            }
+            // The plain run from `j` to the next special byte `k`.
+            let word = b.get(j..j + 8).map(|w| u64::from_le_bytes(w.try_into().expect("a slice of eight bytes")));
+            let k = match word.map(|w| (w, special_marks(w))) {
+                Some((w, marks)) if marks != 0 => {
+                    let run = (marks.trailing_zeros() / 8) as usize;
+                    out.extend_from_slice(&w.to_le_bytes());
+                    out.truncate(out.len() - 8 + run);
+                    j + run
+                }
+                _ => {
+                    let k = j + string_stop(&b[j..])?;
+                    out.extend_from_slice(&b[j..k]);
+                    k
+                }
+            };
+            match b[k] {
                 b'"' => {
                     self.i = k + 1;
-                    return Some(Cow::Owned(out));
+                    // Runs end before ASCII bytes and escapes add whole characters, so this is
+                    // UTF-8; a failure would only send the line to the full decoder.
+                    return String::from_utf8(out).ok().map(Cow::Owned);
                 }
                 b'\\' => j = k,
                 _ => return None,
@@ -191,19 +342,25 @@ impl<'a> Scanner<'a> {
     }
 
     /// A key without escapes (an escaped key is left to the full decoder).
-    #[inline]
+    #[inline(always)]
     fn key(&mut self) -> Option<&'a str> {
-        match self.string()? {
-            Cow::Borrowed(k) => Some(k),
-            Cow::Owned(_) => None,
+        if self.peek()? != b'"' {
+            return None;
         }
+        let start = self.i + 1;
+        let j = start + string_stop(&self.b[start..])?;
+        if self.b[j] != b'"' {
+            return None;
+        }
+        self.i = j + 1;
+        Some(&self.s[start..j])
     }
 
     /// An optional string field: a string or `null`.
     #[inline]
     fn opt_str(&mut self) -> Option<Option<Str<'a>>> {
-        if self.null() {
-            return Some(None);
+        if self.peek()? != b'"' {
+            return self.null().then_some(None);
         }
         self.string().map(Some)
     }
@@ -212,15 +369,27 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn uint(&mut self) -> Option<u64> {
         let start = self.i;
-        let digits = self.b[start..].iter().take(20).take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 || digits > 19 || (digits > 1 && self.b[start] == b'0') {
+        let (mut i, mut v) = (start, 0u64);
+        while let Some(&c) = self.b.get(i) {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            if i - start == 19 {
+                // A twentieth digit: possibly beyond `u64` (19 digits never are).
+                return None;
+            }
+            v = v * 10 + digit as u64;
+            i += 1;
+        }
+        if i == start || (i - start > 1 && self.b[start] == b'0') {
             return None;
         }
-        if let Some(b'.' | b'e' | b'E') = self.b.get(start + digits) {
+        if let Some(b'.' | b'e' | b'E') = self.b.get(i) {
             return None;
         }
-        self.i = start + digits;
-        Some(self.b[start..self.i].iter().fold(0u64, |v, &c| v * 10 + (c - b'0') as u64))
+        self.i = i;
+        Some(v)
     }
 
     /// An optional unsigned integer field.
@@ -232,23 +401,162 @@ impl<'a> Scanner<'a> {
         self.uint().map(Some)
     }
 
-    /// A raw JSON value, delimited and validated by `serde_json` (as the full decoder reads it), and
-    /// within the depth limit at nesting `level` 2 (a field of the event object).
-    fn raw(&mut self) -> Option<&'a RawValue> {
-        let rest = &self.s[self.i..];
-        let mut de = serde_json::Deserializer::from_str(rest);
-        let raw = <&'a RawValue>::deserialize(&mut de).ok()?;
-        let text = raw.get();
-        if text.len() >= 2 * self.max_depth && json_depth(text) + 1 > self.max_depth {
-            return None;
+    /// A raw JSON value at nesting `level` 2 (a field of the event object), delimited and validated by
+    /// [`Scanner::skip_value`]: exactly the values `serde_json` reads as a `RawValue`, within the depth
+    /// limit.
+    fn raw(&mut self) -> Option<RawJson<'a>> {
+        let start = self.i;
+        self.skip_value(2)?;
+        Some(RawJson::new(&self.s[start..self.i]))
+    }
+
+    /// Skips one JSON value nested at `level` (its own opening bracket, for an object or an array),
+    /// accepting exactly what `serde_json`'s skipping parser (`ignore_value`, which reads a
+    /// `RawValue`) accepts: the JSON grammar of RFC 8259, any escape `\\u` followed by four hex
+    /// digits (lone surrogates included, as `serde_json` does when it skips). A container deeper
+    /// than the limit gives up. Recursion is bounded by the limit (at most [`MAX_FAST_DEPTH`]).
+    fn skip_value(&mut self, level: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                self.skip_string_body()
+            }
+            b'{' => {
+                if level > self.max_depth {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.eat(b'}').is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.eat(b'"')?;
+                    self.skip_string_body()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    self.skip_value(level + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                if level > self.max_depth {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.eat(b']').is_some() {
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(level + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => None,
         }
-        self.i += (text.as_ptr() as usize - rest.as_ptr() as usize) + text.len();
-        Some(raw)
+    }
+
+    /// `word` at the cursor (consumed).
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        self.b[self.i..].starts_with(word).then(|| self.i += word.len())
+    }
+
+    /// The rest of a string after its opening quote, validated (escapes, no raw control characters)
+    /// but not decoded.
+    fn skip_string_body(&mut self) -> Option<()> {
+        loop {
+            let j = self.i + string_stop(&self.b[self.i..])?;
+            match self.b[j] {
+                b'"' => {
+                    self.i = j + 1;
+                    return Some(());
+                }
+                b'\\' => match *self.b.get(j + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i = j + 2,
+                    b'u' => {
+                        self.hex4(j + 2)?;
+                        self.i = j + 6;
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    /// A JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn skip_number(&mut self) -> Option<()> {
+        self.eat(b'-');
+        match self.peek()? {
+            // There can be only one leading zero (`serde_json` refuses `01` even when skipping).
+            b'0' => {
+                self.i += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.eat(b'.').is_some() {
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if !self.peek()?.is_ascii_digit() {
+                return None;
+            }
+            self.digits();
+        }
+        Some(())
+    }
+
+    /// Skips ASCII digits.
+    #[inline]
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
     }
 
     /// An optional raw value whose first byte must be one of `first`.
     #[inline]
-    fn opt_raw(&mut self, first: &[u8]) -> Option<Option<&'a RawValue>> {
+    fn opt_raw(&mut self, first: &[u8]) -> Option<Option<RawJson<'a>>> {
         if self.null() {
             return Some(None);
         }
@@ -280,10 +588,31 @@ impl<'a> Scanner<'a> {
     #[inline]
     fn member_key(&mut self) -> Option<&'a str> {
         let k = self.key()?;
-        self.ws();
-        self.eat(b':')?;
-        self.ws();
+        self.colon()?;
         Some(k)
+    }
+
+    /// `:` with the whitespace around it.
+    #[inline(always)]
+    fn colon(&mut self) -> Option<()> {
+        if self.eat(b':').is_none() {
+            self.ws();
+            self.eat(b':')?;
+        }
+        self.ws();
+        Some(())
+    }
+
+    /// A member of the event object up to its value: `"key" :`, the key as a [`Field`]. A known key is
+    /// recognised in a register by [`known_key`]; anything else takes [`Scanner::member_key`].
+    #[inline(always)]
+    fn member_field(&mut self) -> Option<Field> {
+        if let Some((field, len)) = self.b.get(self.i..).and_then(known_key) {
+            self.i += len;
+            self.colon()?;
+            return Some(field);
+        }
+        self.member_key().map(Field::from_key)
     }
 
     /// The start of an optional object: `null` or `{}` (false), or `{` before its first member (true).
@@ -382,7 +711,7 @@ impl<'a> Scanner<'a> {
         let (mut seen, mut outcome, mut role) = (0u64, None, None);
         // An empty object lacks the required fields: the full decoder says which.
         loop {
-            let field = Field::from_key(self.member_key()?);
+            let field = self.member_field()?;
             if field != Field::Unknown {
                 let bit = 1u64 << (field as u32);
                 if seen & bit != 0 {
@@ -471,9 +800,10 @@ impl<'a> Scanner<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{decode_full, Limits};
+    use super::super::{decode_full, json_depth, Limits};
     use super::*;
     use proptest::prelude::*;
+    use serde_json::value::RawValue;
 
     /// The fast path's answer: `Some(event as Debug)` or `None` (gave up).
     fn fast(text: &str, max_depth: usize) -> Option<String> {
@@ -552,6 +882,134 @@ mod tests {
         assert!(agrees(&deep, 64).is_none());
         let ok = format!(r#"{{"ts":0,"agent_id":"a","kind":"x","extra":{}1{}}}"#, "[".repeat(63), "]".repeat(63));
         assert!(agrees(&ok, 64).is_some());
+    }
+
+    /// Where the skipper ends a raw value at the start of `text`, or `None` (gave up).
+    fn skipped(text: &str, max_depth: usize) -> Option<usize> {
+        let mut s = Scanner { s: text, b: text.as_bytes(), i: 0, max_depth };
+        s.skip_value(2).map(|()| s.i)
+    }
+
+    /// Holds the skipper to `serde_json`'s `RawValue` (what the full decoder reads): where the skipper
+    /// answers, `serde_json` accepts the same span; where `serde_json` accepts a value within the depth
+    /// limit, the skipper answers.
+    fn skip_agrees(text: &str, max_depth: usize) {
+        let text = text.trim_start_matches([' ', '\t', '\n', '\r']);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let serde = <&RawValue as serde::Deserialize>::deserialize(&mut de).ok().map(|r| r.get());
+        match (skipped(text, max_depth), serde) {
+            (Some(n), Some(raw)) => assert_eq!(&text[..n], raw, "{text:?}"),
+            (Some(n), None) => panic!("skipped {:?}, which serde_json refuses", &text[..n]),
+            (None, Some(raw)) => {
+                assert!(json_depth(raw) + 1 > max_depth, "gave up on {raw:?}, which serde_json accepts")
+            }
+            (None, None) => {}
+        }
+    }
+
+    #[test]
+    fn skip_value_follows_the_json_grammar() {
+        for v in [
+            "0",
+            "-0",
+            "-0.5e+3",
+            "1E9",
+            "12",
+            "01",
+            "-",
+            "1.",
+            "1.e3",
+            "1e",
+            "1e+",
+            ".5",
+            "+1",
+            "-a",
+            "true",
+            "tru",
+            "nul",
+            "null",
+            "falsey",
+            "\"\"",
+            "\"a\\u00e9\\ud800\"",
+            "\"\\uZZZZ\"",
+            "\"\\x\"",
+            "\"\\",
+            "\"a",
+            "\"tab\tx\"",
+            "[]",
+            "[ ]",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "[1,[2,[3]]]",
+            "{}",
+            "{ }",
+            "{\"a\":1,}",
+            "{\"a\" : [ {\"b\":null} ] , \"c\":\"d\"}",
+            "{a:1}",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1",
+            "[[[[",
+            "]",
+            "}",
+            "x",
+            "",
+            "{\"a\":1}}",
+            "[1]]",
+            "[1] [2]",
+        ] {
+            skip_agrees(v, 64);
+            skip_agrees(v, 2);
+        }
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(skipped(&deep(63), 64), Some(127));
+        assert_eq!(skipped(&deep(64), 64), None);
+        skip_agrees(&deep(300), 64);
+    }
+
+    /// Holds [`known_key`] to the general path (scan the key, match it as a string).
+    fn known_key_agrees(text: &str) {
+        let mut s = Scanner { s: text, b: text.as_bytes(), i: 0, max_depth: 64 };
+        let general = s.key().map(|k| (Field::from_key(k), s.i));
+        match known_key(text.as_bytes()) {
+            Some((field, len)) => assert!(general == Some((field, len)), "{text:?}"),
+            None => assert!(
+                text.len() < 17 || !matches!(general, Some((f, _)) if f != Field::Unknown),
+                "missed the known key in {text:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn known_keys_are_recognised_in_a_register() {
+        let nul = "\u{0}".repeat(16);
+        for &k in KEYS {
+            for after in [":1,\"kind\":\"x\"}", " : 1 , \"kind\" : \"x\" }", nul.as_str()] {
+                let text = format!("\"{k}\"{after}");
+                known_key_agrees(&text);
+                assert_eq!(known_key(text.as_bytes()).is_some(), k != "extra", "{text:?}");
+                known_key_agrees(&format!("\"{k}x\"{after}"));
+                known_key_agrees(&format!("\"{k}\\\"{after}"));
+                known_key_agrees(&format!("\"{}\"{after}", &k[..k.len() - 1]));
+                known_key_agrees(&format!("\"{k}\u{0}\"{after}"));
+            }
+        }
+        assert_eq!(known_key(br#""ts":0}"#), None, "too short to load two words: the general path");
+    }
+
+    #[test]
+    fn uint_takes_at_most_19_digits_and_no_fraction() {
+        let read = |text: &str| {
+            let mut s = Scanner { s: text, b: text.as_bytes(), i: 0, max_depth: 64 };
+            s.uint().map(|v| (v, s.i))
+        };
+        assert_eq!(read("0"), Some((0, 1)));
+        assert_eq!(read("12,"), Some((12, 2)));
+        assert_eq!(read("9999999999999999999}"), Some((9_999_999_999_999_999_999, 19)));
+        for text in ["", "-1", "00", "01", "1.5", "1e3", "2E1", "10000000000000000000", "x"] {
+            assert_eq!(read(text), None, "{text:?}");
+        }
     }
 
     #[test]
@@ -719,6 +1177,43 @@ mod tests {
         #[test]
         fn fast_and_full_decoders_agree_on_events(text in any_event(), depth in prop::sample::select(&[2usize, 3, 64][..])) {
             agrees(&text, depth);
+        }
+
+        #[test]
+        fn skip_value_agrees_with_serde_json(v in any_value(), cut in 0usize..64, tail in "[\\],} x]{0,2}") {
+            skip_agrees(&v, 64);
+            skip_agrees(&v, 3);
+            skip_agrees(&format!("{v}{tail}"), 64);
+            if let Some(prefix) = v.get(..cut) {
+                skip_agrees(prefix, 64);
+            }
+        }
+
+        #[test]
+        fn known_key_agrees_with_the_general_path(
+            k in prop::sample::select(KEYS),
+            cut in 0usize..12,
+            noise in "[a-z_\"\\\\\u{0}\u{1f}é:]{0,20}",
+        ) {
+            known_key_agrees(&format!("\"{}{noise}", k.get(..cut).unwrap_or(k)));
+            known_key_agrees(&format!("\"{k}\"{noise}"));
+            known_key_agrees(&format!("\"{noise}"));
+        }
+
+        #[test]
+        fn strings_agree_with_serde_json(
+            v in r#""([a-z0-9 .:/_-]{0,9}|\\["\\/bfnrtx]|\\u[0-9a-fA-F]{4}|\\u[dD][89abAB][0-9a-f]{2}|é|\u{2028}|\t|\\|"){0,40}"#
+        ) {
+            let mut s = Scanner { s: &v, b: v.as_bytes(), i: 0, max_depth: 64 };
+            let fast = s.string().map(|c| c.into_owned());
+            let mut de = serde_json::Deserializer::from_str(&v);
+            let serde = <String as serde::Deserialize>::deserialize(&mut de).ok();
+            prop_assert_eq!(fast, serde, "{:?}", v);
+        }
+
+        #[test]
+        fn skip_value_agrees_with_serde_json_on_json_like_text(s in r#"[{}\[\]":,a-z0-9 .\\eE+-]{0,40}"#) {
+            skip_agrees(&s, 64);
         }
 
         #[test]

@@ -161,8 +161,7 @@ mod tests {
 
     #[test]
     fn the_shortcut_thresholds_sit_just_below_the_medians() {
-        for k in 1..CHI2_BELOW_MEDIAN.len() {
-            let t = CHI2_BELOW_MEDIAN[k];
+        for (k, &t) in CHI2_BELOW_MEDIAN.iter().enumerate().skip(1) {
             assert!(chi2_even_sf(t, k) > 0.5, "k={k}");
             assert!(chi2_even_sf(t / 0.999 * 1.001, k) < 0.5, "k={k}: not close to the median");
         }

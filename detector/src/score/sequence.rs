@@ -14,6 +14,7 @@ use crate::classes::ClassOp;
 use crate::event::{Event, Kind};
 use crate::hash::{combine, hash_str, ns};
 use crate::state::{AgentState, ClassState, SessionSlot};
+use std::sync::OnceLock;
 
 /// Surprise observations before the transition calibrator may alert.
 const SURPRISE_WARM: f32 = 500.0;
@@ -73,6 +74,17 @@ fn call_hash(ev: &Event) -> u32 {
     }
 }
 
+/// `ln(len)`, from a table for the session lengths that occur (the same bits as computing it: the
+/// table is filled by the same function).
+fn ln_len(len: u32) -> f64 {
+    const TABLED: usize = 1024;
+    static TABLE: OnceLock<[f64; TABLED]> = OnceLock::new();
+    match TABLE.get_or_init(|| std::array::from_fn(|n| (n as f64).ln())).get(len as usize) {
+        Some(&v) => v,
+        None => (len as f64).ln(),
+    }
+}
+
 pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card) {
     let symbol = hash_str(ns::SYMBOL, ev.step_symbol());
     let (key, real) = session_key(ev);
@@ -96,7 +108,7 @@ pub fn score(agent: &AgentState, class: &ClassState, ev: &Event, card: &mut Card
         }
     };
     let len = if new_session { 1 } else { s.len + 1 };
-    let p_len = if real && len >= 3 { class.session_len.p_value((len as f64).ln()) } else { 1.0 };
+    let p_len = if real && len >= 3 { class.session_len.p_value(ln_len(len)) } else { 1.0 };
     // A loop: the same tool called with the same arguments again and again.
     let call = call_hash(ev);
     let repeats = if call != 0 && !new_session && s.last_call == call { s.repeats + 1 } else { 0 };
@@ -161,5 +173,17 @@ pub fn learn(ctx: &Ctx, agent: &mut AgentState, class: &mut ClassSink, ev: &Even
             surprise: d.surprise_nats as f32,
             w: w as f32,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tabled_logarithms_are_the_computed_ones() {
+        for n in [0u32, 1, 2, 3, 17, 1023, 1024, 5000, u32::MAX] {
+            assert_eq!(ln_len(n).to_bits(), (n as f64).ln().to_bits(), "{n}");
+        }
     }
 }

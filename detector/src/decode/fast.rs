@@ -421,66 +421,48 @@ impl<'a> Scanner<'a> {
                 self.i += 1;
                 self.skip_string_body()
             }
-            b'{' => {
-                if level > self.max_depth {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                if self.eat(b'}').is_some() {
-                    return Some(());
-                }
-                loop {
-                    self.eat(b'"')?;
-                    self.skip_string_body()?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.ws();
-                    self.skip_value(level + 1)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        b'}' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
-            b'[' => {
-                if level > self.max_depth {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                if self.eat(b']').is_some() {
-                    return Some(());
-                }
-                loop {
-                    self.skip_value(level + 1)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            b'{' => self.skip_container(b'}', true, level),
+            b'[' => self.skip_container(b']', false, level),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
             b'-' | b'0'..=b'9' => self.skip_number(),
             _ => None,
+        }
+    }
+
+    /// An object (`keyed`: its members are `"key": value`) or an array, from its opening bracket to
+    /// `close`, at nesting `level`.
+    fn skip_container(&mut self, close: u8, keyed: bool, level: usize) -> Option<()> {
+        if level > self.max_depth {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        if self.eat(close).is_some() {
+            return Some(());
+        }
+        loop {
+            if keyed {
+                self.eat(b'"')?;
+                self.skip_string_body()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+            }
+            self.skip_value(level + 1)?;
+            self.ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.ws();
+                }
+                c if c == close => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
         }
     }
 

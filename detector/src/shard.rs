@@ -432,10 +432,14 @@ impl Shard {
             }
         }
         let fused_all = fuse(&all[..n_all]);
-        // Usually every component is warm: the same p-values, the same result.
-        let fused_warm = if n_warm == n_all { fused_all } else { fuse(&warm[..n_warm]) };
         let stat_score = score_from_p(fused_all.p);
-        let stat_alert_score = if n_warm == n_all { stat_score } else { score_from_p(fused_warm.p) };
+        // Usually every component is warm: the same p-values, the same result.
+        let (fused_warm, stat_alert_score) = if n_warm == n_all {
+            (fused_all, stat_score)
+        } else {
+            let f = fuse(&warm[..n_warm]);
+            (f, score_from_p(f.p))
+        };
 
         // Rules see the event with every component's score.
         let mut comp_scores = [0.0f64; Comp::COUNT];

@@ -59,7 +59,7 @@ fn verdict(c: Comp, card: &Card) -> bool {
 /// Adds accumulated evidence to every applicable component of `card`.
 pub fn score(ctx: &Ctx, ts: i64, agent: &AgentState, class: &ClassState, card: &mut Card) {
     let factor = agent.acc.factor(ts, ctx.evidence_half_life_ms);
-    card.acc_factor = factor;
+    card.acc_factor = Some(factor);
     for (i, c) in Comp::ALL.into_iter().enumerate().take(ACCUMULATED) {
         let s = *card.get(c);
         let Some(p_event) = per_event_p(c, card) else {
@@ -83,7 +83,8 @@ pub fn learn(ctx: &Ctx, ts: i64, agent: &mut AgentState, class: &mut ClassSink, 
     if ctx.late {
         return;
     }
-    agent.acc.advance_by(ts, card.acc_factor);
+    let factor = card.acc_factor.unwrap_or_else(|| agent.acc.factor(ts, ctx.evidence_half_life_ms));
+    agent.acc.advance_by(ts, factor);
     for (i, c) in Comp::ALL.into_iter().enumerate().take(ACCUMULATED) {
         if per_event_p(c, card).is_none() {
             continue;

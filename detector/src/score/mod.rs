@@ -165,15 +165,16 @@ pub struct Card {
     pub model: model::Detail,
     /// Accumulated evidence per component (the first [`crate::state::ACCUMULATED`] components).
     pub acc: [evidence::Accumulated; Comp::COUNT],
-    /// Decay factor of the agent's evidence from its clock to this event (set by the scorer, reused
-    /// when learning).
-    pub acc_factor: f64,
+    /// Decay factor of the agent's evidence from its clock to this event, as the scorer computed it
+    /// (reused when learning; `None` until the scorer ran on this card).
+    pub acc_factor: Option<f64>,
 }
 
 impl Card {
     pub fn reset(&mut self) {
         self.comps = [CompScore::default(); Comp::COUNT];
         self.novelty.values.clear();
+        self.acc_factor = None;
     }
 
     #[inline]

@@ -505,7 +505,13 @@ impl Shard {
                         let sev = stat_severity.max(rule_severity(r.severity));
                         (sev, cfg.actions.for_severity(sev).max(rule_action(r.action)))
                     }
-                    _ => (stat_severity, cfg.actions.for_severity(stat_severity)),
+                    _ => {
+                        let comp = warm_comps[stat_candidate.unwrap_or(0)];
+                        let corroborated =
+                            warm_comps[..n_warm].iter().any(|&c| c != comp && card.get(c).p <= CORROBORATING_P);
+                        let sev = statistical_severity(stat_severity, comp, corroborated);
+                        (sev, cfg.actions.for_severity(sev))
+                    }
                 };
                 let (action, suppressed) = apply_cooldown(agent, wanted, ts, cooldown_ms);
                 if suppressed.is_some() {
@@ -633,6 +639,22 @@ impl Shard {
     }
 }
 
+/// A component this unusual (p-value) corroborates another's alert.
+const CORROBORATING_P: f64 = 0.01;
+
+/// The severity of a statistical alert decided by `comp`. An amount out of the ordinary alone (a
+/// burst of calls, a large upload, a long prompt: `rate`, `tokens`, `metric`) is at most `high`, so it
+/// notifies but does not contain: agents are bursty, and a git push or a dependency install is an
+/// extreme volume for an agent that usually reads. It reaches `critical` (and with the default
+/// `[actions]`, containment) when another component is unusual for the same event too. Behavioural
+/// signals (escalation, entropy, sequence, first-seen, class change, models) keep their severity.
+fn statistical_severity(severity: Severity, comp: Comp, corroborated: bool) -> Severity {
+    match comp {
+        Comp::Rate | Comp::Tokens | Comp::Metric if !corroborated => severity.min(Severity::High),
+        _ => severity,
+    }
+}
+
 /// The score a rule match stands for: its severity, on the statistical scale (critical = the top).
 fn rule_severity_score(s: RuleSeverity) -> f64 {
     match s {
@@ -674,5 +696,22 @@ fn apply_cooldown(agent: &mut AgentState, wanted: Action, ts: i64, cooldown_ms: 
     } else {
         *last = (*last).max(ts);
         (wanted, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_amount_is_at_most_high_and_corroboration_or_behaviour_keeps_critical() {
+        for comp in [Comp::Rate, Comp::Tokens, Comp::Metric] {
+            assert_eq!(statistical_severity(Severity::Critical, comp, false), Severity::High, "{comp:?}");
+            assert_eq!(statistical_severity(Severity::Critical, comp, true), Severity::Critical, "{comp:?}");
+            assert_eq!(statistical_severity(Severity::Medium, comp, false), Severity::Medium, "{comp:?}");
+        }
+        for comp in Comp::ALL.into_iter().filter(|c| !matches!(c, Comp::Rate | Comp::Tokens | Comp::Metric)) {
+            assert_eq!(statistical_severity(Severity::Critical, comp, false), Severity::Critical, "{comp:?}");
+        }
     }
 }

@@ -390,6 +390,7 @@ impl Partitions {
         offset: i64,
         key: Option<&[u8]>,
         payload: &[u8],
+        now_ms: i64,
     ) -> Result<(), SinkError> {
         // A linear scan: an instance owns a handful of partitions, and it allocates nothing.
         let task = self.tasks.iter_mut().find(|((t, p), _)| *p == partition && t == topic).map(|(_, t)| t);
@@ -399,7 +400,7 @@ impl Partitions {
         };
         self.metrics.events_received.inc();
         let pos = Position { source: task.source, offset: offset as u64 };
-        let outcome = task.processor.process_bytes(payload, key, pos, &self.sources, now_ms());
+        let outcome = task.processor.process_bytes(payload, key, pos, &self.sources, now_ms);
         task.next_offset = offset + 1;
         task.dirty = true;
         deliver(&outcome, key, &self.metrics, &mut *self.alerts, &mut *self.rejects, &self.sources)
@@ -649,6 +650,7 @@ pub fn run(
     let every = Duration::from_secs(k.checkpoint_interval_secs);
     let mut last_checkpoint = Instant::now();
     let mut last_gauges = Instant::now();
+    let mut wall = WallClock::new();
     while !stop.load(Ordering::Acquire) {
         if let Some(p) = packs.take_new() {
             parts.lock().expect("partition state lock").set_pack(p);
@@ -656,33 +658,40 @@ pub fn run(
         if let Some(m) = models.take_new() {
             parts.lock().expect("partition state lock").set_models(Some(m));
         }
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(e)) => tracing::warn!(error = %e, "Consumer error."),
+        // Two clock reads per message (the processing time), which the timers below reuse.
+        let now = match consumer.poll(Duration::from_millis(100)) {
+            None => Instant::now(),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "Consumer error.");
+                Instant::now()
+            }
             Some(Ok(msg)) => {
                 let started = Instant::now();
                 let mut p = parts.lock().expect("partition state lock");
-                let r = p.process(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.payload().unwrap_or(&[]));
+                let (key, payload) = (msg.key(), msg.payload().unwrap_or(&[]));
+                let r = p.process(msg.topic(), msg.partition(), msg.offset(), key, payload, wall.at(started));
                 if let Err(e) = r {
                     // A sink refused the output: rewind to the last checkpoint and retry from there.
                     tracing::error!(error = %e, "Output failed; rewinding to the last checkpoint.");
                     p.rewind(&consumer);
                 }
-                metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+                let done = Instant::now();
+                metrics.processing_seconds.observe(done.duration_since(started).as_secs_f64());
+                done
             }
-        }
-        if last_checkpoint.elapsed() >= every {
+        };
+        if now.duration_since(last_checkpoint) >= every {
             let mut p = parts.lock().expect("partition state lock");
             if let Err(e) = p.checkpoint(&consumer, None) {
                 tracing::error!(error = %e, "Checkpoint failed.");
             }
             last_checkpoint = Instant::now();
         } else {
-            metrics.checkpoint_age_seconds.set(last_checkpoint.elapsed().as_secs_f64());
+            metrics.checkpoint_age_seconds.set(now.duration_since(last_checkpoint).as_secs_f64());
         }
-        if last_gauges.elapsed() >= Duration::from_secs(5) {
+        if now.duration_since(last_gauges) >= Duration::from_secs(5) {
             parts.lock().expect("partition state lock").update_gauges();
-            last_gauges = Instant::now();
+            last_gauges = now;
         }
     }
     tracing::info!("Stopping: final checkpoint and commit.");
@@ -695,6 +704,29 @@ pub fn run(
     }
     consumer.unsubscribe();
     Ok(())
+}
+
+/// Wall-clock milliseconds from a monotonic reading the caller has taken anyway, re-anchored to the
+/// system clock every second: the future-skew check needs second-scale accuracy, not a second clock
+/// read per message.
+struct WallClock {
+    anchor: Instant,
+    anchor_ms: i64,
+}
+
+impl WallClock {
+    fn new() -> WallClock {
+        WallClock { anchor: Instant::now(), anchor_ms: now_ms() }
+    }
+
+    fn at(&mut self, t: Instant) -> i64 {
+        let since = t.saturating_duration_since(self.anchor);
+        if since >= Duration::from_secs(1) {
+            *self = WallClock::new();
+            return self.anchor_ms;
+        }
+        self.anchor_ms + since.as_millis() as i64
+    }
 }
 
 /// Reads `topic` from its low to its high watermarks (every partition, as of the call) into one
@@ -798,6 +830,19 @@ pub fn read_topic(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wall_clock_follows_the_monotonic_reading_and_re_anchors_every_second() {
+        let mut w = WallClock::new();
+        let (anchor, anchor_ms) = (w.anchor, w.anchor_ms);
+        assert_eq!(w.at(anchor), anchor_ms);
+        assert_eq!(w.at(anchor + Duration::from_millis(999)), anchor_ms + 999);
+        // A reading from before the anchor counts as the anchor.
+        assert_eq!(w.at(anchor - Duration::from_millis(5)), anchor_ms);
+        let later = w.at(anchor + Duration::from_secs(2));
+        assert!(w.anchor > anchor, "re-anchored");
+        assert!((later - now_ms()).abs() < 1_000, "{later} vs the system clock");
+    }
 
     #[test]
     fn crc32_matches_the_standard_check_value() {

@@ -294,7 +294,7 @@ struct Shared<'a, 'e> {
     threads: usize,
     /// The worker that owns each shard, and the shard's place among that worker's shards.
     owner: &'a [(u32, u32)],
-    /// The decoded events of each chunk, set by its worker before the first barrier.
+    /// The decoded events of each chunk, set by its worker when it has decoded them.
     chunks: Vec<OnceLock<Vec<Item<'a>>>>,
     /// Every shard; a worker holds the locks of its own shards during an epoch, the barrier's leader
     /// takes them all in shard order to apply the class logs.
@@ -365,14 +365,14 @@ fn detect_worker(w: usize, sh: &Shared, out: &mut WorkerOut) -> usize {
     if sh.chunks[w].set(items).is_err() {
         unreachable!("only worker {w} sets chunk {w}");
     }
-    sh.barrier.wait();
 
-    // Detect, epoch by epoch.
+    // Detect, epoch by epoch. Each chunk is waited for when the walk reaches it: worker 0 starts on
+    // its own chunk while the others still decode theirs.
     let mut since = sh.since_sync;
     let mut own = sh.lock_own(w);
     let mut classes = sh.classes.read().expect("no worker panics while holding the class table");
     for chunk in &sh.chunks {
-        let items = chunk.get().expect("every chunk is set before the barrier");
+        let items = chunk.wait();
         // This worker's next event in the chunk: its lines are fetched while this one runs (half the
         // events were decoded on the other core, and stalling on them cost a third of the engine's
         // time on two threads).

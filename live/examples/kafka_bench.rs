@@ -6,7 +6,8 @@
 //!    offset is in the alert's evidence) to the alert's `emitted_at`.
 //!
 //! `cargo run --release -p vigil-live --example kafka_bench -- BROKERS VIGIL_BINARY EVENTS.jsonl [RATE]`
-//! (`FETCH_WAIT_MS=N` sets vigil's `fetch.wait.max.ms`.)
+//! (`FETCH_WAIT_MS=N` sets vigil's `fetch.wait.max.ms`; `BENCH_KAFKA_PROPS=key=value,key=value` adds
+//! further librdkafka properties to vigil's `[kafka.properties]`.)
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -113,13 +114,21 @@ fn start_vigil(vigil: &str, brokers: &str, topic: &str, alerts: &str, dir: &std:
          checkpoint_interval_secs = 5\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n{}",
         unix_ms(),
         std::env::var("FETCH_WAIT_MS").map(|ms| format!("\"fetch.wait.max.ms\" = \"{ms}\"\n")).unwrap_or_default()
+            + &std::env::var("BENCH_KAFKA_PROPS")
+                .map(|p| {
+                    p.split(',')
+                        .filter(|kv| !kv.is_empty())
+                        .map(|kv| format!("\"{}\"\n", kv.replacen('=', "\" = \"", 1)))
+                        .collect::<String>()
+                })
+                .unwrap_or_default()
     );
     std::fs::write(dir.join("bench.toml"), cfg).unwrap();
     let child = Command::new(vigil)
         .current_dir(dir)
         .args(["--log-level", "warn", "run", "--listen", &format!("127.0.0.1:{port}"), "--config", "bench.toml"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("BENCH_VIGIL_STDERR").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .expect("start vigil");
     (child, port)

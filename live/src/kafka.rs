@@ -58,6 +58,7 @@ const CONSUMER_ONLY: &[&str] = &[
     "max.partition.fetch.bytes",
     "queued.min.messages",
     "queued.max.messages.kbytes",
+    "fetch.queue.backoff.ms",
 ];
 
 /// The librdkafka configuration of vigil's producers: brokers plus the pass-through properties (TLS,
@@ -638,6 +639,13 @@ pub fn run(
     }
     if !k.properties.contains_key("auto.offset.reset") {
         cfg.set("auto.offset.reset", "earliest");
+    }
+    // When the prefetch queue is full librdkafka stops fetching for `fetch.queue.backoff.ms`, 1 s by
+    // default: a detector slower than its broker (the normal case) drained the queue and then sat
+    // idle for the rest of that second, half the time (a 200k-event topic: 136k events/s with the
+    // default, 245k with 10 ms).
+    if !k.properties.contains_key("fetch.queue.backoff.ms") {
+        cfg.set("fetch.queue.backoff.ms", "10");
     }
     let consumer: BaseConsumer<GroupContext> =
         cfg.create_with_context(GroupContext { parts: Arc::clone(&parts), metrics: Arc::clone(&metrics) })?;

@@ -54,6 +54,10 @@ pub(crate) enum Value<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct ListSet {
     exact: FxHashSet<Box<str>>,
+    /// A bit per [`exact_key`] of the exact items: most strings outside the list are rejected by one bit
+    /// test instead of hashing the whole string and probing the set (a host is looked up in several lists
+    /// per network event, and is in few of them).
+    exact_keys: [u64; EXACT_KEY_WORDS],
     prefixes: Vec<Affix>,
     suffixes: Vec<Affix>,
     /// First bytes of the prefixes and last bytes of the suffixes: most strings are rejected by a lookup.
@@ -66,6 +70,21 @@ pub(crate) struct ListSet {
     /// Every other glob, as one regex `^(?:g1|g2|...)$`.
     rest: Option<Regex>,
     nums: Option<Box<[f64]>>,
+}
+
+/// Words of [`ListSet::exact_keys`] (64 bits each).
+const EXACT_KEY_WORDS: usize = 16;
+
+/// A small hash of a string's length and first and last bytes, below `64 * EXACT_KEY_WORDS`: equal strings
+/// have equal keys, so a string whose key bit is clear is not an exact item.
+#[inline]
+fn exact_key(b: &[u8]) -> usize {
+    let (first, last) = match b {
+        [] => (0, 0),
+        [f, .., l] => (*f as usize, *l as usize),
+        [f] => (*f as usize, *f as usize),
+    };
+    (b.len().wrapping_mul(97) ^ first.wrapping_mul(13) ^ last.wrapping_mul(257)) % (64 * EXACT_KEY_WORDS)
 }
 
 /// The fixed start of an `abc*` glob or the fixed end of an `*abc`, with the (up to) 8 bytes next to the
@@ -141,6 +160,8 @@ impl ListSet {
                     _ => rest.push(glob_regex(it)),
                 }
             } else {
+                let k = exact_key(it.as_bytes());
+                set.exact_keys[k / 64] |= 1 << (k % 64);
                 set.exact.insert(it.into());
             }
             match it.trim().parse::<f64>() {
@@ -188,7 +209,8 @@ impl ListSet {
     #[inline]
     pub(crate) fn contains_str(&self, s: &str) -> bool {
         let b = s.as_bytes();
-        self.exact.contains(s)
+        let k = exact_key(b);
+        (self.exact_keys[k / 64] & 1 << (k % 64) != 0 && self.exact.contains(s))
             || (!self.prefixes.is_empty()
                 && self.prefix_first.get(b.first().copied().unwrap_or(0) as usize) != Some(&false)
                 && {
@@ -1555,6 +1577,20 @@ pub(crate) mod tests {
             for g in items {
                 let set = ListSet::new([g]);
                 proptest::prop_assert_eq!(set.contains_str(&s), Glob::new(g).is_match(&s), "{:?} in [{:?}]", s, g);
+            }
+        }
+
+        /// The key filter in front of the exact items' hash set rejects no item: a lookup of exact items
+        /// is membership, for the items themselves, strings next to them (same length, first or last
+        /// byte) and the empty string.
+        #[test]
+        fn exact_item_filter_rejects_no_item(
+            items in proptest::collection::vec(proptest::string::string_regex("[a-c.:\u{e9}0-9]{0,12}").unwrap(), 0..40),
+            probes in proptest::collection::vec(proptest::string::string_regex("[a-c.:\u{e9}0-9]{0,12}").unwrap(), 0..20),
+        ) {
+            let set = ListSet::new(items.iter().map(String::as_str));
+            for s in items.iter().chain(&probes).map(String::as_str).chain([""]) {
+                proptest::prop_assert_eq!(set.contains_str(s), items.iter().any(|i| i == s), "{:?} in {:?}", s, items);
             }
         }
     }

@@ -313,9 +313,9 @@ impl Prefilter {
     }
 }
 
-/// Characters other than ASCII whose lower case holds an ASCII character: the Kelvin sign (`k`) and the
-/// capital I with a dot (`i` and a combining dot). Every other character lower-cases to ASCII only if it
-/// is ASCII itself (a test checks all of them).
+/// Characters other than ASCII whose lower case holds an ASCII character: the capital I with a dot (`i`
+/// followed by a combining dot, which is not ASCII) and the Kelvin sign (`k`). Every other character
+/// lower-cases to ASCII only if it is ASCII itself (a test checks all of them).
 const LOWERS_TO_ASCII: [char; 2] = ['\u{130}', '\u{212A}'];
 
 /// Bytes of a literal window searched case-insensitively (at most the packed searcher's fingerprint).
@@ -328,7 +328,9 @@ const CASELESS_WINDOW: usize = 4;
 /// holds one. For literals of ASCII characters, the lower-cased text `lower(s)` holds a literal `L` only
 /// if `s` holds a string equal to `L` up to ASCII case, unless `s` has one of [`LOWERS_TO_ASCII`]: every
 /// other character lower-cases either to one ASCII character (itself, lower-cased) or to no ASCII at all,
-/// so a run of ASCII in `lower(s)` is a run of ASCII in `s`, lower-cased. The search is one packed pass
+/// so a run of ASCII in `lower(s)` is a run of ASCII in `s`, lower-cased. Those two matter only to a
+/// literal that holds a `k`, or ends with an `i` (the `i` of U+0130 is followed by a non-ASCII
+/// character, so it can only end a run of ASCII); for other literals they are not looked for. The search is one packed pass
 /// over the case variants of a short window of each literal (the variants of a window share a bucket of
 /// the packed searcher, whose fingerprint then accepts exactly those); a window found is checked against
 /// its whole literals, ignoring ASCII case.
@@ -340,6 +342,8 @@ pub(crate) struct CaselessPrefilter {
     /// For each distinct window (lower-cased): the literals holding it, with its offset in each.
     windows: Vec<Vec<(u32, usize)>>,
     lits: Vec<Box<[u8]>>,
+    /// Some literal holds a `k` or ends with an `i`: texts with [`LOWERS_TO_ASCII`] are let through.
+    lowers_matter: bool,
 }
 
 /// How common a byte is in text (higher: more common), to pick the rarest window of a literal.
@@ -411,11 +415,15 @@ impl CaselessPrefilter {
             return None;
         }
         let packed = builder.build()?;
+        let lowers_matter = req.lits.iter().any(|l| {
+            l.iter().any(|b| b.eq_ignore_ascii_case(&b'k')) || l.last().is_some_and(|b| b.eq_ignore_ascii_case(&b'i'))
+        });
         Some(CaselessPrefilter {
             packed,
             pattern_window,
             windows: windows.into_iter().map(|(_, v)| v).collect(),
             lits: req.lits.into_iter().map(Vec::into_boxed_slice).collect(),
+            lowers_matter,
         })
     }
 
@@ -440,7 +448,7 @@ impl CaselessPrefilter {
             }
             at = found + 1;
         }
-        !Self::lowers_to_ascii(b)
+        !(self.lowers_matter && Self::lowers_to_ascii(b))
     }
 
     /// Whether `b` holds one of [`LOWERS_TO_ASCII`] (whose UTF-8 starts with `C4` or `E2`).
@@ -525,6 +533,9 @@ mod tests {
         let found: Vec<char> =
             (0x80..=0x10FFFF).filter_map(char::from_u32).filter(|c| c.to_lowercase().any(|l| l.is_ascii())).collect();
         assert_eq!(found, LOWERS_TO_ASCII);
+        // What they give, which decides the literals they matter to.
+        assert_eq!('\u{130}'.to_lowercase().collect::<String>(), "i\u{307}");
+        assert_eq!('\u{212A}'.to_lowercase().collect::<String>(), "k");
     }
 
     #[test]
@@ -545,6 +556,11 @@ mod tests {
         assert!(regex::Regex::new("kelvin").unwrap().is_match(&lowered(&text)));
         assert!(!k.rejects(&text));
         assert!(k.rejects(&format!("{pad} celvin {pad}")));
+        // The capital I with a dot lower-cases to `i` and a combining dot: it matters to a literal that
+        // ends with `i`, not to one with an `i` inside (nor does the Kelvin sign to one without a `k`).
+        let i = CaselessPrefilter::new("sushi|wasabi").unwrap();
+        assert!(!i.rejects(&format!("{pad} SUSH\u{130} {pad}")));
+        assert!(p.rejects(&format!("{pad} \u{130}NSTRUCTION \u{212A} {pad}")));
         // Windows shared by literals: each literal holding the window is checked.
         let w = CaselessPrefilter::new("abcdxyz|abcdqrs").unwrap();
         assert!(!w.rejects(&format!("{pad}ABCDQRS{pad}")));
@@ -592,7 +608,7 @@ mod tests {
                 "Ignore Previous INSTRUCTIONS", "ignore prior prompt", "<SYSTEM>", "</system>", "[/Inst]", "<|IM_START|>",
                 "do not tell the USER", "Do Not", "\u{212A}", "\u{130}", "\u{e9}", "\u{2019}", "\u{C4}", "instruct",
                 "PROMP", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "kilo", "KELVIN", "inSTRUCTION",
-                "\u{212A}ILO", "\u{212A}dot", "\u{130}dot", "ELVIN",
+                "\u{212A}ILO", "\u{212A}dot", "\u{130}dot", "ELVIN", "SUSH\u{130}", "wasab\u{130}", "\u{130}nstruction",
             ])
                 .prop_map(String::from),
         ], 0..24)) {
@@ -603,6 +619,8 @@ mod tests {
                     | (new|real)\s+instructions?\s*: | </?system> | <\|im_start\|> | \[/?inst\] | do\ not\ tell\ the\ user",
                 r"kelvin|kilo|instruction",
                 r"idot|kdot",
+                r"sushi|wasabi",
+                r"instruction|prompt",
                 r"abcd(ef|gh)|instr|prompt",
             ] {
                 let re = regex::Regex::new(pat).unwrap();

@@ -269,6 +269,10 @@ pub(crate) enum Operand {
 pub(crate) struct Matcher {
     re: Regex,
     pre: Option<Prefilter>,
+    /// For a regex applied to `lower(x)`: its prefilter on the original text, built once where the
+    /// condition is compiled and shared by its copies (macro bodies are copied into every rule and
+    /// kind that uses them).
+    caseless: Option<Arc<CaselessPrefilter>>,
 }
 
 /// A string method with its argument compiled.
@@ -324,7 +328,7 @@ pub(crate) enum Cond {
     /// `Method(Lower(Field(id, Str)), m)` with a regex `m` that has a [`CaselessPrefilter`]: the
     /// prefilter reads the field as it is, and only a text it lets through is lower-cased and tested
     /// (see [`Cond::direct_leaves`]).
-    LowerMatchField(FieldId, Box<(CaselessPrefilter, Method)>),
+    LowerMatchField(FieldId, Box<(Arc<CaselessPrefilter>, Method)>),
 }
 
 impl Operand {
@@ -745,8 +749,8 @@ impl Cond {
             }
             Cond::Method(Operand::Lower(inner), m) => {
                 if let (Operand::Field(id, FieldType::Str), Method::Matches(re)) = (&**inner, &**m) {
-                    if let Some(pre) = CaselessPrefilter::new(re.re.as_str()) {
-                        *self = Cond::LowerMatchField(*id, Box::new((pre, (**m).clone())));
+                    if let Some(pre) = &re.caseless {
+                        *self = Cond::LowerMatchField(*id, Box::new((pre.clone(), (**m).clone())));
                     }
                 }
             }
@@ -981,10 +985,13 @@ impl Compiler<'_> {
             ExprKind::Method { recv, name, name_span, args } => {
                 let r = self.value(recv);
                 let m = self.method(name, *name_span, args, e.span);
-                let (r, m) = (r?, m?);
+                let (r, mut m) = (r?, m?);
                 if !matches!(r.ty, Ty::Str | Ty::Dyn) {
                     return self
                         .type_err(recv.span, format!("`.{name}()` applies to strings, not to a {}", r.ty.name()));
+                }
+                if let (Operand::Lower(_), Method::Matches(mm)) = (&r.op, &mut m) {
+                    mm.caseless = CaselessPrefilter::new(mm.re.as_str()).map(Arc::new);
                 }
                 Ok(Cond::Method(r.op, Box::new(m)))
             }
@@ -1189,7 +1196,7 @@ impl Compiler<'_> {
             "endsWith" | "endswith" => Method::EndsWith(lit.into()),
             "glob" => Method::Glob(Glob::new(lit)),
             _ => match regex::RegexBuilder::new(lit).size_limit(1 << 20).build() {
-                Ok(re) => Method::Matches(Box::new(Matcher { re, pre: Prefilter::new(lit) })),
+                Ok(re) => Method::Matches(Box::new(Matcher { re, pre: Prefilter::new(lit), caseless: None })),
                 Err(e) => {
                     let msg = e.to_string();
                     let short = msg

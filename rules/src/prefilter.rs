@@ -330,10 +330,10 @@ const CASELESS_WINDOW: usize = 4;
 /// other character lower-cases either to one ASCII character (itself, lower-cased) or to no ASCII at all,
 /// so a run of ASCII in `lower(s)` is a run of ASCII in `s`, lower-cased. Those two matter only to a
 /// literal that holds a `k`, or ends with an `i` (the `i` of U+0130 is followed by a non-ASCII
-/// character, so it can only end a run of ASCII); for other literals they are not looked for. The search is one packed pass
-/// over the case variants of a short window of each literal (the variants of a window share a bucket of
-/// the packed searcher, whose fingerprint then accepts exactly those); a window found is checked against
-/// its whole literals, ignoring ASCII case.
+/// character, so it can only end a run of ASCII); for other literals they are not looked for. The
+/// search is one packed pass over the case variants of a short window of each literal (the variants of a
+/// window share a bucket of the packed searcher, whose fingerprint then accepts exactly those); a window
+/// found is checked against its whole literals, ignoring ASCII case.
 #[derive(Clone, Debug)]
 pub(crate) struct CaselessPrefilter {
     packed: aho_corasick::packed::Searcher,
@@ -368,7 +368,8 @@ impl CaselessPrefilter {
         for (li, lit) in req.lits.iter().enumerate() {
             let lower = lit.to_ascii_lowercase();
             // The rarest window; the first of equals.
-            let off = (0..=lower.len() - w).min_by_key(|&o| lower[o..o + w].iter().map(|&b| commonness(b)).sum::<u32>())?;
+            let off =
+                (0..=lower.len() - w).min_by_key(|&o| lower[o..o + w].iter().map(|&b| commonness(b)).sum::<u32>())?;
             let win = lower[off..off + w].to_vec();
             match windows.iter_mut().find(|(x, _)| *x == win) {
                 Some((_, v)) => v.push((li as u32, off)),
@@ -454,9 +455,8 @@ impl CaselessPrefilter {
     /// Whether `b` holds one of [`LOWERS_TO_ASCII`] (whose UTF-8 starts with `C4` or `E2`).
     #[inline(never)]
     fn lowers_to_ascii(b: &[u8]) -> bool {
-        memchr::memchr2_iter(0xC4, 0xE2, b).any(|i| {
-            LOWERS_TO_ASCII.iter().any(|c| b[i..].starts_with(c.encode_utf8(&mut [0; 4]).as_bytes()))
-        })
+        memchr::memchr2_iter(0xC4, 0xE2, b)
+            .any(|i| LOWERS_TO_ASCII.iter().any(|c| b[i..].starts_with(c.encode_utf8(&mut [0; 4]).as_bytes())))
     }
 }
 

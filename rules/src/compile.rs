@@ -8,7 +8,7 @@
 
 use crate::error::RuleError;
 use crate::expr::{CmpOp, Expr, ExprKind, Span};
-use crate::prefilter::Prefilter;
+use crate::prefilter::{CaselessPrefilter, Prefilter};
 use crate::schema::{FieldId, FieldType, Record, Resolved, Schema};
 use crate::util::{
     closest, head8, hint, needs_lowering, push_lower, tail8, with_scratch, Glob, ShortSearch, SHORT_HAYSTACK,
@@ -54,6 +54,10 @@ pub(crate) enum Value<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct ListSet {
     exact: FxHashSet<Box<str>>,
+    /// A bit per [`exact_key`] of the exact items: most strings outside the list are rejected by one bit
+    /// test instead of hashing the whole string and probing the set (a host is looked up in several lists
+    /// per network event, and is in few of them).
+    exact_keys: [u64; EXACT_KEY_WORDS],
     prefixes: Vec<Affix>,
     suffixes: Vec<Affix>,
     /// First bytes of the prefixes and last bytes of the suffixes: most strings are rejected by a lookup.
@@ -66,6 +70,21 @@ pub(crate) struct ListSet {
     /// Every other glob, as one regex `^(?:g1|g2|...)$`.
     rest: Option<Regex>,
     nums: Option<Box<[f64]>>,
+}
+
+/// Words of [`ListSet::exact_keys`] (64 bits each).
+const EXACT_KEY_WORDS: usize = 16;
+
+/// A small hash of a string's length and first and last bytes, below `64 * EXACT_KEY_WORDS`: equal strings
+/// have equal keys, so a string whose key bit is clear is not an exact item.
+#[inline]
+fn exact_key(b: &[u8]) -> usize {
+    let (first, last) = match b {
+        [] => (0, 0),
+        [f, .., l] => (*f as usize, *l as usize),
+        [f] => (*f as usize, *f as usize),
+    };
+    (b.len().wrapping_mul(97) ^ first.wrapping_mul(13) ^ last.wrapping_mul(257)) % (64 * EXACT_KEY_WORDS)
 }
 
 /// The fixed start of an `abc*` glob or the fixed end of an `*abc`, with the (up to) 8 bytes next to the
@@ -141,6 +160,8 @@ impl ListSet {
                     _ => rest.push(glob_regex(it)),
                 }
             } else {
+                let k = exact_key(it.as_bytes());
+                set.exact_keys[k / 64] |= 1 << (k % 64);
                 set.exact.insert(it.into());
             }
             match it.trim().parse::<f64>() {
@@ -188,7 +209,8 @@ impl ListSet {
     #[inline]
     pub(crate) fn contains_str(&self, s: &str) -> bool {
         let b = s.as_bytes();
-        self.exact.contains(s)
+        let k = exact_key(b);
+        (self.exact_keys[k / 64] & 1 << (k % 64) != 0 && self.exact.contains(s))
             || (!self.prefixes.is_empty()
                 && self.prefix_first.get(b.first().copied().unwrap_or(0) as usize) != Some(&false)
                 && {
@@ -247,6 +269,10 @@ pub(crate) enum Operand {
 pub(crate) struct Matcher {
     re: Regex,
     pre: Option<Prefilter>,
+    /// For a regex applied to `lower(x)`: its prefilter on the original text, built once where the
+    /// condition is compiled and shared by its copies (macro bodies are copied into every rule and
+    /// kind that uses them).
+    caseless: Option<Arc<CaselessPrefilter>>,
 }
 
 /// A string method with its argument compiled.
@@ -299,6 +325,10 @@ pub(crate) enum Cond {
     /// in a macro and in three rules), memoised per record in slot `.0` like a macro (see
     /// [`Cond::memo_list_lookups`]).
     InFieldMemo(u8, FieldId, Arc<ListSet>),
+    /// `Method(Lower(Field(id, Str)), m)` with a regex `m` that has a [`CaselessPrefilter`]: the
+    /// prefilter reads the field as it is, and only a text it lets through is lower-cased and tested
+    /// (see [`Cond::direct_leaves`]).
+    LowerMatchField(FieldId, Box<(Arc<CaselessPrefilter>, Method)>),
 }
 
 impl Operand {
@@ -325,15 +355,7 @@ impl Operand {
     fn with(&self, cx: &Cx<'_>, f: &mut dyn FnMut(Option<Value<'_>>) -> bool) -> bool {
         match self {
             Operand::Lower(inner) => inner.with(cx, &mut |v| match v {
-                Some(Value::Str(s)) if needs_lowering(s) => with_scratch(|buf| {
-                    if s.is_ascii() {
-                        buf.push_str(s);
-                        buf.make_ascii_lowercase();
-                    } else {
-                        push_lower(buf, s);
-                    }
-                    f(Some(Value::Str(buf)))
-                }),
+                Some(Value::Str(s)) => with_lower(s, |l| f(Some(Value::Str(l)))),
                 other => f(other),
             }),
             Operand::Concat(a, b) => a.with(cx, &mut |va| match va {
@@ -423,6 +445,25 @@ impl Operand {
     }
 }
 
+/// Calls `f` with the lower case of `s` (`s` itself when lower-casing would not change it; otherwise
+/// a scratch buffer).
+#[inline]
+fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    if needs_lowering(s) {
+        with_scratch(|buf| {
+            if s.is_ascii() {
+                buf.push_str(s);
+                buf.make_ascii_lowercase();
+            } else {
+                push_lower(buf, s);
+            }
+            f(buf)
+        })
+    } else {
+        f(s)
+    }
+}
+
 /// Formats a number the way users write it: integers without a fraction.
 pub(crate) fn push_num(out: &mut String, n: f64) {
     use std::fmt::Write;
@@ -489,6 +530,7 @@ impl Cond {
             Cond::InField(id, set) => in_field(cx.rec, *id, set),
             Cond::InFieldMemo(slot, id, set) => in_field_memo(cx, *slot, *id, set),
             Cond::MethodField(id, m) => method_field(cx.rec, *id, m),
+            Cond::LowerMatchField(id, pm) => lower_match_field(cx.rec, *id, &pm.0, &pm.1),
             Cond::Macro(slot, c) => eval_macro(cx, *slot, c),
             general => general.eval_general(cx),
         }
@@ -631,6 +673,13 @@ fn method_field(rec: &dyn Record, id: FieldId, m: &Method) -> bool {
     rec.str(id).is_some_and(|s| m.test(s))
 }
 
+/// A text the caseless prefilter lets through is lower-cased and tested in full (the regex with its
+/// own prefilter, which rejects short texts the caseless one does not look at).
+#[inline(never)]
+fn lower_match_field(rec: &dyn Record, id: FieldId, pre: &CaselessPrefilter, m: &Method) -> bool {
+    rec.str(id).is_some_and(|s| !pre.rejects(s) && with_lower(s, |l| m.test(l)))
+}
+
 #[inline(never)]
 fn eval_macro(cx: &Cx<'_>, slot: u8, c: &Cond) -> bool {
     match cx.memo(slot) {
@@ -696,6 +745,13 @@ impl Cond {
             Cond::Method(Operand::Field(_, FieldType::Str), _) => {
                 if let Cond::Method(Operand::Field(id, _), m) = std::mem::replace(self, Cond::Const(false)) {
                     *self = Cond::MethodField(id, m);
+                }
+            }
+            Cond::Method(Operand::Lower(inner), m) => {
+                if let (Operand::Field(id, FieldType::Str), Method::Matches(re)) = (&**inner, &**m) {
+                    if let Some(pre) = &re.caseless {
+                        *self = Cond::LowerMatchField(*id, Box::new((pre.clone(), (**m).clone())));
+                    }
                 }
             }
             _ => {}
@@ -929,10 +985,13 @@ impl Compiler<'_> {
             ExprKind::Method { recv, name, name_span, args } => {
                 let r = self.value(recv);
                 let m = self.method(name, *name_span, args, e.span);
-                let (r, m) = (r?, m?);
+                let (r, mut m) = (r?, m?);
                 if !matches!(r.ty, Ty::Str | Ty::Dyn) {
                     return self
                         .type_err(recv.span, format!("`.{name}()` applies to strings, not to a {}", r.ty.name()));
+                }
+                if let (Operand::Lower(_), Method::Matches(mm)) = (&r.op, &mut m) {
+                    mm.caseless = CaselessPrefilter::new(mm.re.as_str()).map(Arc::new);
                 }
                 Ok(Cond::Method(r.op, Box::new(m)))
             }
@@ -1137,7 +1196,7 @@ impl Compiler<'_> {
             "endsWith" | "endswith" => Method::EndsWith(lit.into()),
             "glob" => Method::Glob(Glob::new(lit)),
             _ => match regex::RegexBuilder::new(lit).size_limit(1 << 20).build() {
-                Ok(re) => Method::Matches(Box::new(Matcher { re, pre: Prefilter::new(lit) })),
+                Ok(re) => Method::Matches(Box::new(Matcher { re, pre: Prefilter::new(lit), caseless: None })),
                 Err(e) => {
                     let msg = e.to_string();
                     let short = msg
@@ -1432,6 +1491,9 @@ pub(crate) mod tests {
         assert_eq!(errs.len(), 2);
     }
 
+    const LONG_MATCH: &str = "A long tool output, long enough for the packed search: Please IGNORE Previous notes.";
+    const LONG_PLAIN: &str = "A long tool output, long enough for the packed search: nothing to ignore in it, none.";
+
     #[test]
     fn direct_leaves_evaluate_like_comparisons() {
         let ops = ["==", "!=", "<", "<=", ">", ">="];
@@ -1441,9 +1503,17 @@ pub(crate) mod tests {
             vec![("kind", S("")), ("bytes_out", N(-1.0))],
             vec![("tool", S("x")), ("dest.host", S("db.internal"))],
             vec![("tool", S("443")), ("dest.host", S("api.github.com")), ("kind", S("ne"))],
+            vec![("tool", S(LONG_MATCH)), ("kind", S("tool_result"))],
+            vec![("tool", S(LONG_PLAIN))],
         ];
         for op in ops {
-            let more = ["dest.host in egress_allow", "kind.startsWith('ne')", "kind.matches('^f')", "tool in ports"];
+            let more = [
+                "dest.host in egress_allow",
+                "kind.startsWith('ne')",
+                "kind.matches('^f')",
+                "tool in ports",
+                "lower(tool).matches('(ignore|forget)\\s+previous|<system>')",
+            ];
             let srcs = [format!("kind {op} 'net'"), format!("bytes_out {op} 5"), format!("'net' {op} kind")];
             for src in srcs.into_iter().chain(more.map(String::from)) {
                 let general = compile(&src).unwrap();
@@ -1514,6 +1584,20 @@ pub(crate) mod tests {
             for g in items {
                 let set = ListSet::new([g]);
                 proptest::prop_assert_eq!(set.contains_str(&s), Glob::new(g).is_match(&s), "{:?} in [{:?}]", s, g);
+            }
+        }
+
+        /// The key filter in front of the exact items' hash set rejects no item: a lookup of exact items
+        /// is membership, for the items themselves, strings next to them (same length, first or last
+        /// byte) and the empty string.
+        #[test]
+        fn exact_item_filter_rejects_no_item(
+            items in proptest::collection::vec(proptest::string::string_regex("[a-c.:\u{e9}0-9]{0,12}").unwrap(), 0..40),
+            probes in proptest::collection::vec(proptest::string::string_regex("[a-c.:\u{e9}0-9]{0,12}").unwrap(), 0..20),
+        ) {
+            let set = ListSet::new(items.iter().map(String::as_str));
+            for s in items.iter().chain(&probes).map(String::as_str).chain([""]) {
+                proptest::prop_assert_eq!(set.contains_str(s), items.iter().any(|i| i == s), "{:?} in {:?}", s, items);
             }
         }
     }

@@ -313,6 +313,153 @@ impl Prefilter {
     }
 }
 
+/// Characters other than ASCII whose lower case holds an ASCII character: the capital I with a dot (`i`
+/// followed by a combining dot, which is not ASCII) and the Kelvin sign (`k`). Every other character
+/// lower-cases to ASCII only if it is ASCII itself (a test checks all of them).
+const LOWERS_TO_ASCII: [char; 2] = ['\u{130}', '\u{212A}'];
+
+/// Bytes of a literal window searched case-insensitively (at most the packed searcher's fingerprint).
+const CASELESS_WINDOW: usize = 4;
+
+/// The prefilter of a regex that runs on lower-cased text (`lower(payload).matches(..)`), read on the
+/// original text: it rejects most texts without lower-casing them.
+///
+/// Any match of the regex holds one of its required literals ([`required`]), so the lower-cased text
+/// holds one. For literals of ASCII characters, the lower-cased text `lower(s)` holds a literal `L` only
+/// if `s` holds a string equal to `L` up to ASCII case, unless `s` has one of [`LOWERS_TO_ASCII`]: every
+/// other character lower-cases either to one ASCII character (itself, lower-cased) or to no ASCII at all,
+/// so a run of ASCII in `lower(s)` is a run of ASCII in `s`, lower-cased. Those two matter only to a
+/// literal that holds a `k`, or ends with an `i` (the `i` of U+0130 is followed by a non-ASCII
+/// character, so it can only end a run of ASCII); for other literals they are not looked for. The
+/// search is one packed pass over the case variants of a short window of each literal (the variants of a
+/// window share a bucket of the packed searcher, whose fingerprint then accepts exactly those); a window
+/// found is checked against its whole literals, ignoring ASCII case.
+#[derive(Clone, Debug)]
+pub(crate) struct CaselessPrefilter {
+    packed: aho_corasick::packed::Searcher,
+    /// For each packed pattern, its window's index in `windows`.
+    pattern_window: Vec<u32>,
+    /// For each distinct window (lower-cased): the literals holding it, with its offset in each.
+    windows: Vec<Vec<(u32, usize)>>,
+    lits: Vec<Box<[u8]>>,
+    /// Some literal holds a `k` or ends with an `i`: texts with [`LOWERS_TO_ASCII`] are let through.
+    lowers_matter: bool,
+}
+
+/// How common a byte is in text (higher: more common), to pick the rarest window of a literal.
+fn commonness(b: u8) -> u32 {
+    const BY_FREQUENCY: &[u8] = b"zqxjkvbpygfwmucldrhsnioate";
+    match b.to_ascii_lowercase() {
+        b' ' => 40,
+        c => BY_FREQUENCY.iter().position(|&x| x == c).map_or(0, |i| i as u32 + 1),
+    }
+}
+
+impl CaselessPrefilter {
+    /// The caseless prefilter of `pattern`, if every branch of it requires an ASCII literal.
+    pub(crate) fn new(pattern: &str) -> Option<CaselessPrefilter> {
+        let hir = regex_syntax::ParserBuilder::new().nest_limit(128).build().parse(pattern).ok()?;
+        let req = required(&hir, 0)?;
+        if req.non_ascii || req.lits.is_empty() || req.lits.iter().any(|l| l.len() < MIN_LITERAL || !l.is_ascii()) {
+            return None;
+        }
+        let w = req.lits.iter().map(Vec::len).min()?.min(CASELESS_WINDOW);
+        let mut windows: Vec<(Vec<u8>, Vec<(u32, usize)>)> = Vec::new();
+        for (li, lit) in req.lits.iter().enumerate() {
+            let lower = lit.to_ascii_lowercase();
+            // The rarest window; the first of equals.
+            let off =
+                (0..=lower.len() - w).min_by_key(|&o| lower[o..o + w].iter().map(|&b| commonness(b)).sum::<u32>())?;
+            let win = lower[off..off + w].to_vec();
+            match windows.iter_mut().find(|(x, _)| *x == win) {
+                Some((_, v)) => v.push((li as u32, off)),
+                None => windows.push((win, vec![(li as u32, off)])),
+            }
+        }
+        // The variants of a window share their low nybbles, so the packed searcher puts them in one
+        // bucket: more patterns than its heuristic limit cost nothing in verification here, and the
+        // slim form reads 32 bytes a step.
+        let mut builder = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+            .heuristic_pattern_limits(false)
+            .only_teddy_fat(Some(false))
+            .builder();
+        let variants: Vec<Vec<Vec<u8>>> = windows
+            .iter()
+            .map(|(win, _)| {
+                let letters: Vec<usize> = (0..w).filter(|&i| win[i].is_ascii_alphabetic()).collect();
+                (0u32..1 << letters.len())
+                    .map(|bits| {
+                        let mut v = win.clone();
+                        for (k, &i) in letters.iter().enumerate() {
+                            if bits >> k & 1 == 1 {
+                                v[i] = v[i].to_ascii_uppercase();
+                            }
+                        }
+                        v
+                    })
+                    .collect()
+            })
+            .collect();
+        // The searcher gives a new low-nybble prefix the bucket of its first pattern's number: the first
+        // variants of the windows come first, so that (up to 8) windows get a bucket each.
+        let mut pattern_window = Vec::new();
+        for k in 0..variants.iter().map(Vec::len).max().unwrap_or(0) {
+            for (wi, vs) in variants.iter().enumerate() {
+                if let Some(v) = vs.get(k) {
+                    builder.add(v);
+                    pattern_window.push(wi as u32);
+                }
+            }
+        }
+        if pattern_window.len() >= 128 {
+            return None;
+        }
+        let packed = builder.build()?;
+        let lowers_matter = req.lits.iter().any(|l| {
+            l.iter().any(|b| b.eq_ignore_ascii_case(&b'k')) || l.last().is_some_and(|b| b.eq_ignore_ascii_case(&b'i'))
+        });
+        Some(CaselessPrefilter {
+            packed,
+            pattern_window,
+            windows: windows.into_iter().map(|(_, v)| v).collect(),
+            lits: req.lits.into_iter().map(Vec::into_boxed_slice).collect(),
+            lowers_matter,
+        })
+    }
+
+    /// Whether lower-casing `s` certainly gives a text the regex does not match (false: it may match).
+    /// Texts shorter than the packed searcher's minimum are not looked at (false).
+    #[inline]
+    pub(crate) fn rejects(&self, s: &str) -> bool {
+        let b = s.as_bytes();
+        if b.len() < self.packed.minimum_len() {
+            return false;
+        }
+        let mut at = 0;
+        while let Some(m) = self.packed.find(&b[at..]) {
+            let found = at + m.start();
+            let win = self.pattern_window[m.pattern().as_usize()] as usize;
+            for &(li, off) in &self.windows[win] {
+                let lit = &self.lits[li as usize];
+                let hit = found.checked_sub(off).and_then(|start| b.get(start..start + lit.len()));
+                if hit.is_some_and(|h| h.eq_ignore_ascii_case(lit)) {
+                    return false;
+                }
+            }
+            at = found + 1;
+        }
+        !(self.lowers_matter && Self::lowers_to_ascii(b))
+    }
+
+    /// Whether `b` holds one of [`LOWERS_TO_ASCII`] (whose UTF-8 starts with `C4` or `E2`).
+    #[inline(never)]
+    fn lowers_to_ascii(b: &[u8]) -> bool {
+        memchr::memchr2_iter(0xC4, 0xE2, b)
+            .any(|i| LOWERS_TO_ASCII.iter().any(|c| b[i..].starts_with(c.encode_utf8(&mut [0; 4]).as_bytes())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +523,53 @@ mod tests {
         assert!(!p.may_match("nothing"));
     }
 
+    /// The lower case of `s` as rules compute it (`lower(x)`: character by character).
+    fn lowered(s: &str) -> String {
+        s.chars().flat_map(char::to_lowercase).collect()
+    }
+
+    #[test]
+    fn only_listed_characters_lower_case_to_ascii() {
+        let found: Vec<char> =
+            (0x80..=0x10FFFF).filter_map(char::from_u32).filter(|c| c.to_lowercase().any(|l| l.is_ascii())).collect();
+        assert_eq!(found, LOWERS_TO_ASCII);
+        // What they give, which decides the literals they matter to.
+        assert_eq!('\u{130}'.to_lowercase().collect::<String>(), "i\u{307}");
+        assert_eq!('\u{212A}'.to_lowercase().collect::<String>(), "k");
+    }
+
+    #[test]
+    fn caseless_prefilter_reads_the_original_text() {
+        let pat = r"(ignore|disregard)\s+(previous|prior)\s+(instructions?|prompts?)|</?system>|\[/?inst\]|do\ not\ tell\ the\ user";
+        let p = CaselessPrefilter::new(pat).unwrap();
+        let pad = "x".repeat(100);
+        assert!(p.rejects(&format!("{pad} nothing to see {pad}")));
+        assert!(p.rejects(&format!("{pad} an INSTANCE of a PROMPTER, Do Not Tell {pad}")));
+        assert!(!p.rejects(&format!("{pad} IGNORE PREVIOUS INSTRUCTIONS {pad}")));
+        assert!(!p.rejects(&format!("{pad}<SyStEm>{pad}")));
+        assert!(!p.rejects(&format!("{pad}[/INST]{pad}")));
+        assert!(!p.rejects(&format!("{pad} Do Not Tell The User {pad}")));
+        assert!(!p.rejects("short PROMPT"), "texts below the packed minimum are let through");
+        // The Kelvin sign lower-cases to `k`: a text holding it is never rejected for a `k` literal.
+        let k = CaselessPrefilter::new("kelvin|kilo").unwrap();
+        let text = format!("{pad} \u{212A}ELVIN {pad}");
+        assert!(regex::Regex::new("kelvin").unwrap().is_match(&lowered(&text)));
+        assert!(!k.rejects(&text));
+        assert!(k.rejects(&format!("{pad} celvin {pad}")));
+        // The capital I with a dot lower-cases to `i` and a combining dot: it matters to a literal that
+        // ends with `i`, not to one with an `i` inside (nor does the Kelvin sign to one without a `k`).
+        let i = CaselessPrefilter::new("sushi|wasabi").unwrap();
+        assert!(!i.rejects(&format!("{pad} SUSH\u{130} {pad}")));
+        assert!(p.rejects(&format!("{pad} \u{130}NSTRUCTION \u{212A} {pad}")));
+        // Windows shared by literals: each literal holding the window is checked.
+        let w = CaselessPrefilter::new("abcdxyz|abcdqrs").unwrap();
+        assert!(!w.rejects(&format!("{pad}ABCDQRS{pad}")));
+        assert!(!w.rejects(&format!("{pad}abCDxyZ{pad}")));
+        assert!(w.rejects(&format!("{pad}abcdxyq abcdqrq{pad}")));
+        assert!(CaselessPrefilter::new(r"[\x{200B}-\x{200F}]{4,}").is_none());
+        assert!(CaselessPrefilter::new(r"caf\x{e9}").is_none());
+    }
+
     proptest::proptest! {
         /// The prefilter never rejects a text its regex matches (on texts built from the literals' and
         /// the classes' own pieces, so that matches are common).
@@ -400,6 +594,38 @@ mod tests {
                 let re = regex::Regex::new(pat).unwrap();
                 if let Some(p) = Prefilter::new(pat) {
                     proptest::prop_assert!(!re.is_match(&text) || p.may_match(&text), "{pat} on {text:?}");
+                }
+            }
+        }
+
+        /// The caseless prefilter never rejects a text whose lower case the regex matches (texts built
+        /// from the literals in mixed case, characters that lower-case to ASCII, and padding that makes
+        /// the packed search run).
+        #[test]
+        fn caseless_prefilter_never_rejects_a_lowered_match(parts in proptest::collection::vec(proptest::prop_oneof![
+            proptest::string::string_regex("[a-zA-Z <>/\\[\\]|:]{0,12}").unwrap(),
+            proptest::sample::select(vec![
+                "Ignore Previous INSTRUCTIONS", "ignore prior prompt", "<SYSTEM>", "</system>", "[/Inst]", "<|IM_START|>",
+                "do not tell the USER", "Do Not", "\u{212A}", "\u{130}", "\u{e9}", "\u{2019}", "\u{C4}", "instruct",
+                "PROMP", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "kilo", "KELVIN", "inSTRUCTION",
+                "\u{212A}ILO", "\u{212A}dot", "\u{130}dot", "ELVIN", "SUSH\u{130}", "wasab\u{130}", "\u{130}nstruction",
+            ])
+                .prop_map(String::from),
+        ], 0..24)) {
+            let text: String = parts.concat();
+            let lower = lowered(&text);
+            for pat in [
+                r"(?x)(ignore|disregard|forget)\s+(all\s+|the\s+)*(previous|prior|system)\s+(instructions?|prompts?)
+                    | (new|real)\s+instructions?\s*: | </?system> | <\|im_start\|> | \[/?inst\] | do\ not\ tell\ the\ user",
+                r"kelvin|kilo|instruction",
+                r"idot|kdot",
+                r"sushi|wasabi",
+                r"instruction|prompt",
+                r"abcd(ef|gh)|instr|prompt",
+            ] {
+                let re = regex::Regex::new(pat).unwrap();
+                if let Some(p) = CaselessPrefilter::new(pat) {
+                    proptest::prop_assert!(!re.is_match(&lower) || !p.rejects(&text), "{pat} on {text:?}");
                 }
             }
         }

@@ -355,6 +355,9 @@ fn commonness(b: u8) -> u32 {
     }
 }
 
+/// A required literal's index and where its search window starts in it.
+type LiteralAt = (u32, usize);
+
 impl CaselessPrefilter {
     /// The caseless prefilter of `pattern`, if every branch of it requires an ASCII literal.
     pub(crate) fn new(pattern: &str) -> Option<CaselessPrefilter> {
@@ -364,7 +367,8 @@ impl CaselessPrefilter {
             return None;
         }
         let w = req.lits.iter().map(Vec::len).min()?.min(CASELESS_WINDOW);
-        let mut windows: Vec<(Vec<u8>, Vec<(u32, usize)>)> = Vec::new();
+        // Each distinct window, with the literals (index, offset of the window) that hold it.
+        let mut windows: Vec<(Vec<u8>, Vec<LiteralAt>)> = Vec::new();
         for (li, lit) in req.lits.iter().enumerate() {
             let lower = lit.to_ascii_lowercase();
             // The rarest window; the first of equals.

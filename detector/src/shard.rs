@@ -474,13 +474,15 @@ impl Shard {
         let use_rule = top_rule.is_some() && (stat_candidate.is_none() || rule_score >= stat_alert_score);
         let mut alert = None;
         if use_rule || stat_candidate.is_some() {
+            // The component that decides a statistical alert.
+            let stat_comp = warm_comps[stat_candidate.unwrap_or(0)];
             let (detector, group_key, alert_score): (String, &str, f64) = match (use_rule, top_rule) {
                 (true, Some(m)) => (
                     format!("rule:{}", pack.rules()[m.rule].id),
                     m.group_key.as_str(),
                     rule_score.max(stat_alert_score),
                 ),
-                _ => (warm_comps[stat_candidate.unwrap_or(0)].name().to_string(), "", stat_alert_score),
+                _ => (stat_comp.name().to_string(), "", stat_alert_score),
             };
             let group = combine(
                 combine(hash_str(ns::SESSION, ev.session_id.as_deref().unwrap_or("")), hash_str(ns::NAME, &detector)),
@@ -506,10 +508,9 @@ impl Shard {
                         (sev, cfg.actions.for_severity(sev).max(rule_action(r.action)))
                     }
                     _ => {
-                        let comp = warm_comps[stat_candidate.unwrap_or(0)];
                         let corroborated =
-                            warm_comps[..n_warm].iter().any(|&c| c != comp && card.get(c).p <= CORROBORATING_P);
-                        let sev = statistical_severity(stat_severity, comp, corroborated);
+                            warm_comps[..n_warm].iter().any(|&c| c != stat_comp && card.get(c).p <= CORROBORATING_P);
+                        let sev = statistical_severity(stat_severity, stat_comp, corroborated);
                         (sev, cfg.actions.for_severity(sev))
                     }
                 };
@@ -546,14 +547,11 @@ impl Shard {
                         }
                         (pack.title(m.rule, &record), reason, r.tags.clone())
                     }
-                    _ => {
-                        let comp = warm_comps[stat_candidate.unwrap_or(0)];
-                        (
-                            explain::title(comp, ev, card, window_secs, &old_class_name),
-                            stat_reason,
-                            explain::tags(comp, ev, card),
-                        )
-                    }
+                    _ => (
+                        explain::title(stat_comp, ev, card, window_secs, &old_class_name),
+                        stat_reason,
+                        explain::tags(stat_comp, ev, card),
+                    ),
                 };
                 let mut comps: Vec<(String, f64)> = Comp::ALL
                     .iter()

@@ -321,6 +321,9 @@ const LOWERS_TO_ASCII: [char; 2] = ['\u{130}', '\u{212A}'];
 /// Bytes of a literal window searched case-insensitively (at most the packed searcher's fingerprint).
 const CASELESS_WINDOW: usize = 4;
 
+/// A required literal's index and where its search window starts in it.
+type LiteralAt = (u32, usize);
+
 /// The prefilter of a regex that runs on lower-cased text (`lower(payload).matches(..)`), read on the
 /// original text: it rejects most texts without lower-casing them.
 ///
@@ -340,7 +343,7 @@ pub(crate) struct CaselessPrefilter {
     /// For each packed pattern, its window's index in `windows`.
     pattern_window: Vec<u32>,
     /// For each distinct window (lower-cased): the literals holding it, with its offset in each.
-    windows: Vec<Vec<(u32, usize)>>,
+    windows: Vec<Vec<LiteralAt>>,
     lits: Vec<Box<[u8]>>,
     /// Some literal holds a `k` or ends with an `i`: texts with [`LOWERS_TO_ASCII`] are let through.
     lowers_matter: bool,
@@ -354,9 +357,6 @@ fn commonness(b: u8) -> u32 {
         c => BY_FREQUENCY.iter().position(|&x| x == c).map_or(0, |i| i as u32 + 1),
     }
 }
-
-/// A required literal's index and where its search window starts in it.
-type LiteralAt = (u32, usize);
 
 impl CaselessPrefilter {
     /// The caseless prefilter of `pattern`, if every branch of it requires an ASCII literal.
